@@ -1,0 +1,39 @@
+# infertune — developer and demo entry points. Each target creates/uses .venv.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test test-fast lint typecheck check clean-home help
+
+help:
+	@echo "make demo       create .venv, install, bench the demo model (baseline vs LiteRT int8)"
+	@echo "make test       create .venv, install, run lint, type checks and the whole test suite"
+	@echo "make test-fast  the test suite without the slow tests"
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/infertune bench demo:digits-midcnn --runtime tf --precision fp32
+	$(BIN)/infertune bench demo:digits-midcnn --runtime tflite --precision int8
+	$(BIN)/infertune bench demo:digits-midcnn --runtime tflite --precision int8 --prune-ratio 0.5
+
+lint: $(STAMP)
+	$(BIN)/ruff check platform tests benchmarks
+	$(BIN)/ruff format --check platform tests benchmarks
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+test: lint typecheck
+	$(BIN)/pytest
+
+test-fast: $(STAMP)
+	$(BIN)/pytest -m "not slow"
+
+clean-home:
+	rm -rf .infertune

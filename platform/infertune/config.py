@@ -1,0 +1,84 @@
+"""Settings: where infertune keeps its files and which stores it talks to.
+
+Resolution order for each setting: a CLI flag, then the environment variable, then the
+default. Defaults keep everything inside one folder (``./.infertune``) so that a fresh
+checkout needs no set-up.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Resolved settings for one invocation."""
+
+    model_config = SettingsConfigDict(env_prefix="INFERTUNE_", extra="ignore")
+
+    home: Path = Field(
+        default=Path(".infertune"),
+        description="Folder for demo models, built variants, caches and the embedded stores.",
+    )
+    db_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the platform database (default: SQLite inside home).",
+    )
+    mlflow_tracking_uri: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("MLFLOW_TRACKING_URI"),
+        description="MLflow tracking URI (default: a SQLite database inside home).",
+    )
+
+    @field_validator("home")
+    @classmethod
+    def _absolute_home(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @property
+    def database_url(self) -> str:
+        """The platform database URL, defaulting to SQLite inside home."""
+        return self.db_url or f"sqlite:///{self.home / 'infertune.db'}"
+
+    @property
+    def tracking_uri(self) -> str:
+        """The MLflow tracking URI, defaulting to its own SQLite database inside home."""
+        return self.mlflow_tracking_uri or f"sqlite:///{self.home / 'mlflow.db'}"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        """Where the embedded MLflow store keeps artifacts."""
+        return self.home / "mlartifacts"
+
+    @property
+    def variants_dir(self) -> Path:
+        """Content-addressed cache of built variants."""
+        return self.home / "variants"
+
+    @property
+    def cache_dir(self) -> Path:
+        """Small derived facts: model inspections and reference predictions."""
+        return self.home / "cache"
+
+    @property
+    def demo_dir(self) -> Path:
+        """Trained demo models and their data splits."""
+        return self.home / "demo"
+
+
+def load_settings(
+    home: Path | None = None,
+    db_url: str | None = None,
+    mlflow_tracking_uri: str | None = None,
+) -> Settings:
+    """Build settings from explicit values (CLI flags) over the environment and defaults."""
+    settings = Settings()
+    if home is not None:
+        settings.home = Settings._absolute_home(home)
+    if db_url is not None:
+        settings.db_url = db_url
+    if mlflow_tracking_uri is not None:
+        settings.mlflow_tracking_uri = mlflow_tracking_uri
+    return settings

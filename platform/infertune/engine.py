@@ -1,0 +1,482 @@
+"""The measurement engine: resolve inputs, build variants, score and time them.
+
+Everything that runs a model happens in worker processes; this module (the caller side)
+never imports TensorFlow, so it starts fast and survives a crashing model.
+
+Order of a bench, and why:
+
+1. resolve the model and data (format and shape checks, cached model inspection);
+2. build the variant through the content-addressed cache;
+3. load it in a measurement worker keyed by (engine, threads) - outside the host lock;
+4. time it under the host lock (one timing per host at a time);
+5. predict the evaluation set with the same loaded variant and score it against the
+   targets and the fp32 reference model's predictions (cached per model and data).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from infertune.config import Settings
+from infertune.exceptions import InputError, PruningError
+from infertune.knobs.spec import ArtifactFamily, InferenceConfig, Precision, Runtime
+from infertune.measure.accuracy import detect_task, score
+from infertune.measure.fingerprint import fingerprint
+from infertune.measure.hostlock import host_timing_lock
+from infertune.measure.window import MeasurementWindow
+from infertune.models import demo as demos
+from infertune.models.data import Dataset, check_compatible, load_dataset
+from infertune.models.sources import ModelSource, check_model_path
+from infertune.variants import (
+    CALIBRATION_SAMPLES,
+    Variant,
+    VariantCache,
+    pruned_key,
+    tflite_key,
+)
+from infertune.workers import WorkerProcess, WorkerRole
+
+EventHandler = Callable[[dict[str, Any]], None]
+
+#: Bump when the inspection result's fields change.
+_INSPECT_FORMAT = 1
+
+#: What a converted variant inherits from the .keras variant it was converted from.
+_INHERITED_FACTS = (
+    "params",
+    "params_before",
+    "params_after",
+    "layers",
+    "finetune_epochs",
+    "finetune_loss",
+)
+
+# Time limits (seconds) for worker operations that are not timings.
+INSPECT_TIMEOUT = 300.0
+DEMO_TIMEOUT = 3600.0
+BUILD_TIMEOUT = 3600.0
+PREDICT_TIMEOUT = 900.0
+LOAD_TIMEOUT = 300.0
+
+
+@dataclass(frozen=True)
+class Subject:
+    """A model with its data, checked and inspected: what configurations are applied to."""
+
+    label: str
+    source: ModelSource
+    eval_data: Dataset
+    train_data: Dataset | None
+    info: dict[str, Any]
+    task: dict[str, Any]
+
+
+class Engine:
+    """Builds, times and scores configurations of one or more models.
+
+    Use as a context manager: worker processes are closed on exit.
+
+    Args:
+        settings: Where caches live.
+        on_event: Receives ``progress``, ``step`` and ``warning`` events (for a display).
+    """
+
+    def __init__(self, settings: Settings, on_event: EventHandler | None = None) -> None:
+        self.settings = settings
+        self.on_event: EventHandler = on_event or (lambda event: None)
+        self.cache = VariantCache(settings.variants_dir)
+        self._tools: WorkerProcess | None = None
+        self._measure: dict[tuple[str, int | None], WorkerProcess] = {}
+        self.warnings: list[str] = []
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop every worker process."""
+        workers = list(self._measure.values()) + ([self._tools] if self._tools else [])
+        for worker in workers:
+            worker.close()
+        self._measure.clear()
+        self._tools = None
+
+    def warn(self, message: str) -> None:
+        """Record a warning for the user (shown by the CLI, kept in the result)."""
+        if message not in self.warnings:
+            self.warnings.append(message)
+            self.on_event({"event": "warning", "message": message})
+
+    def _step(self, task: str) -> None:
+        self.on_event({"event": "step", "task": task})
+
+    def tools(self) -> WorkerProcess:
+        """The worker for inspection, builds and demo training (started on first use)."""
+        if self._tools is None:
+            self._tools = WorkerProcess(WorkerRole.TOOLS)
+        return self._tools
+
+    def measure_worker(self, runtime: Runtime, threads: int | None) -> WorkerProcess:
+        """The measurement worker for a runtime's engine and a thread setting."""
+        engine = "tflite" if runtime is Runtime.TFLITE else "tf"
+        key = (engine, threads)
+        if key not in self._measure:
+            self._measure[key] = WorkerProcess(WorkerRole.MEASURE, threads=threads)
+        return self._measure[key]
+
+    # -- inputs --------------------------------------------------------------------------
+
+    def resolve(
+        self,
+        model: str,
+        data: Path | None = None,
+        train_data: Path | None = None,
+        x_key: str = "x",
+        y_key: str = "y",
+    ) -> Subject:
+        """Check a model and its data and inspect the model (cached by content).
+
+        Args:
+            model: A path (``.keras`` or SavedModel folder) or ``demo:NAME``.
+            data: Evaluation ``.npz``; a demo model brings its own.
+            train_data: Optional training ``.npz`` (fine-tuning after pruning, calibration);
+                a demo model brings its own.
+            x_key: Name of the input array in the data files.
+            y_key: Name of the target array in the data files.
+        """
+        if model.startswith("demo:"):
+            trained = self.ensure_demo(model)
+            source = check_model_path(trained.model_path)
+            data = data or trained.eval_path
+            train_data = train_data or trained.train_path
+        else:
+            source = check_model_path(Path(model))
+            if data is None:
+                raise InputError(
+                    "No evaluation data: pass --data FILE.npz with arrays 'x' (inputs) and "
+                    "'y' (targets)."
+                )
+        eval_set = load_dataset(data, x_key, y_key, role="evaluation data")
+        train_set = (
+            load_dataset(train_data, x_key, y_key, role="training data") if train_data else None
+        )
+        info = self.inspect(source)
+        check_compatible(eval_set, info["input_shape"], info["input_dtype"])
+        if train_set is not None:
+            check_compatible(train_set, info["input_shape"], info["input_dtype"])
+        task = detect_task(info["output_shape"], info["final_activation"], eval_set.load_y())
+        return Subject(model, source, eval_set, train_set, info, task)
+
+    def ensure_demo(self, name: str) -> demos.DemoModel:
+        """Train a demo model on first use (cached under home)."""
+        spec = demos.parse_demo(name)
+        cached = demos.cached_demo(self.settings.demo_dir, spec)
+        if cached is not None:
+            return cached
+        self._step(f"training demo:{spec.name} (first use only)")
+        self.settings.demo_dir.mkdir(parents=True, exist_ok=True)
+        build_dir = Path(tempfile.mkdtemp(prefix=f".tmp-{spec.name}-", dir=self.settings.demo_dir))
+        try:
+            self.tools().call(
+                "demo.train",
+                {"name": spec.name, "out_dir": str(build_dir)},
+                timeout=DEMO_TIMEOUT,
+                on_event=self.on_event,
+            )
+            return demos.publish_demo(self.settings.demo_dir, spec, build_dir)
+        finally:
+            if build_dir.exists():
+                import shutil
+
+                shutil.rmtree(build_dir, ignore_errors=True)
+
+    def inspect(self, source: ModelSource) -> dict[str, Any]:
+        """Input/output signature and prunability of a model (cached by content hash)."""
+        path = self.settings.cache_dir / "models" / f"{source.sha256[:24]}.json"
+        if path.is_file():
+            info: dict[str, Any] = json.loads(path.read_text())
+            if info.get("format") == _INSPECT_FORMAT:
+                return info
+        self._step("inspecting the model")
+        info = self.tools().call(
+            "model.inspect",
+            {"path": str(source.path), "format": str(source.format)},
+            timeout=INSPECT_TIMEOUT,
+            on_event=self.on_event,
+        )
+        info["format"] = _INSPECT_FORMAT
+        _write_json(path, info)
+        return info
+
+    # -- variants ------------------------------------------------------------------------
+
+    def variant(
+        self, subject: Subject, config: InferenceConfig, finetune_epochs: int = 2
+    ) -> Variant:
+        """The artifact for ``config``, from the cache or built now."""
+        if config.prune_ratio > 0 and not subject.info["prunable"]:
+            raise PruningError(subject.info["not_prunable_reason"])
+        base = self._keras_variant(subject, config, finetune_epochs)
+        if config.family is ArtifactFamily.KERAS:
+            return base
+        calibration = (
+            self._calibration_data(subject) if config.precision is Precision.INT8 else None
+        )
+        key = tflite_key(base.key, config.precision, calibration.sha256 if calibration else None)
+
+        def build(out: Path) -> dict[str, Any]:
+            self._step(f"converting to LiteRT ({config.precision})")
+            params: dict[str, Any] = {
+                "source": str(base.path),
+                "source_format": "savedmodel" if base.path.is_dir() else "keras",
+                "out_path": str(out),
+                "precision": str(config.precision),
+                "calibration_samples": CALIBRATION_SAMPLES,
+            }
+            if calibration is not None:
+                params.update(calibration_path=str(calibration.path), x_key=calibration.x_key)
+            facts: dict[str, Any] = self.tools().call(
+                "variant.convert", params, timeout=BUILD_TIMEOUT, on_event=self.on_event
+            )
+            facts["parent_key"] = base.key
+            # A converted pruned model keeps the facts of its pruning.
+            facts.update({k: v for k, v in base.meta.items() if k in _INHERITED_FACTS})
+            return facts
+
+        return self.cache.get_or_build(key, ArtifactFamily.TFLITE, "model.tflite", config, build)
+
+    def _keras_variant(
+        self, subject: Subject, config: InferenceConfig, finetune_epochs: int
+    ) -> Variant:
+        source = subject.source
+        if config.prune_ratio == 0:
+            return Variant(
+                f"source-{source.sha256}",
+                ArtifactFamily.KERAS,
+                source.path,
+                {"params": subject.info.get("params")},
+                cache_hit=True,
+            )
+        train = subject.train_data
+        if train is None:
+            self.warn(
+                "No training data: the pruned model is not fine-tuned, so expect a large "
+                "accuracy drop (pass --train-data to fine-tune after pruning)."
+            )
+        epochs = finetune_epochs if train is not None else 0
+        finetune = (
+            {"data": train.sha256, "epochs": epochs, "seed": 0}
+            if train is not None and epochs > 0
+            else None
+        )
+        key = pruned_key(source.sha256, config.prune_ratio, finetune)
+
+        def build(out: Path) -> dict[str, Any]:
+            self._step(f"pruning {config.prune_ratio:.0%} of the channels")
+            params: dict[str, Any] = {
+                "source": str(source.path),
+                "out_path": str(out),
+                "ratio": config.prune_ratio,
+                "task": subject.task,
+                "epochs": epochs,
+            }
+            if train is not None:
+                params.update(train_path=str(train.path), x_key=train.x_key, y_key=train.y_key)
+            facts: dict[str, Any] = self.tools().call(
+                "variant.prune", params, timeout=BUILD_TIMEOUT, on_event=self.on_event
+            )
+            facts["params"] = facts["params_after"]
+            return facts
+
+        return self.cache.get_or_build(key, ArtifactFamily.KERAS, "model.keras", config, build)
+
+    def _calibration_data(self, subject: Subject) -> Dataset:
+        if subject.train_data is not None:
+            return subject.train_data
+        self.warn(
+            f"No training data: int8 calibration uses {CALIBRATION_SAMPLES} samples of "
+            "the evaluation data (pass --train-data to calibrate on training data)."
+        )
+        return subject.eval_data
+
+    # -- measuring -----------------------------------------------------------------------
+
+    def reference_predictions(self, subject: Subject) -> np.ndarray:
+        """The source model's fp32 predictions on the evaluation set (cached)."""
+        path = (
+            self.settings.cache_dir
+            / "reference"
+            / f"{subject.source.sha256[:24]}-{subject.eval_data.sha256[:24]}.npy"
+        )
+        if not path.is_file():
+            self._step("computing reference (fp32) predictions")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.measure_worker(Runtime.TF, None).call(
+                "model.predict",
+                {
+                    "artifact": str(subject.source.path),
+                    "runtime": "tf",
+                    "data_path": str(subject.eval_data.path),
+                    "x_key": subject.eval_data.x_key,
+                    "out_path": str(path),
+                },
+                timeout=PREDICT_TIMEOUT,
+                on_event=self.on_event,
+            )
+        predictions: np.ndarray = np.load(path)
+        return predictions
+
+    def evaluate(
+        self, subject: Subject, variant: Variant, config: InferenceConfig
+    ) -> dict[str, Any]:
+        """Score the variant on the whole evaluation set (cached per variant and data)."""
+        path = (
+            self.settings.cache_dir
+            / "accuracy"
+            / f"{variant.key[:24]}-{config.runtime}-{subject.eval_data.sha256[:24]}.json"
+        )
+        if path.is_file():
+            cached: dict[str, Any] = json.loads(path.read_text())
+            return cached
+        reference = self.reference_predictions(subject)
+        self._step("scoring on the evaluation set")
+        worker = self.measure_worker(config.runtime, config.threads)
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "predictions.npy"
+            worker.call(
+                "model.predict",
+                {
+                    "artifact": str(variant.path),
+                    "runtime": str(config.runtime),
+                    "data_path": str(subject.eval_data.path),
+                    "x_key": subject.eval_data.x_key,
+                    "out_path": str(out),
+                },
+                timeout=PREDICT_TIMEOUT,
+                on_event=self.on_event,
+            )
+            predictions = np.load(out)
+        result = score(predictions, subject.eval_data.load_y(), reference, subject.task)
+        result["eval_samples"] = subject.eval_data.size
+        _write_json(path, result)
+        return result
+
+    def time(
+        self, subject: Subject, variant: Variant, config: InferenceConfig, window: MeasurementWindow
+    ) -> dict[str, Any]:
+        """Time the variant; one timing per host at a time."""
+        worker = self.measure_worker(config.runtime, config.threads)
+        params = {
+            "artifact": str(variant.path),
+            "runtime": str(config.runtime),
+            "batch_size": config.batch_size,
+            "data_path": str(subject.eval_data.path),
+            "x_key": subject.eval_data.x_key,
+        }
+        self._step("loading the variant")
+        loaded = worker.call(
+            "measure.load",
+            {k: params[k] for k in ("artifact", "runtime")},
+            timeout=LOAD_TIMEOUT,
+            on_event=self.on_event,
+        )
+        self._step("waiting for the host's timing lock")
+        with host_timing_lock() as waited:
+            self._step(f"timing ({config.label()})")
+            result: dict[str, Any] = worker.call(
+                "measure.latency",
+                {**params, "window": window.model_dump()},
+                timeout=window.timeout_s(),
+                on_event=self.on_event,
+            )
+        result["waited_for_lock_s"] = round(waited, 3)
+        result["load_s"] = loaded["load_s"]
+        return result
+
+    def bench(
+        self,
+        subject: Subject,
+        config: InferenceConfig,
+        window: MeasurementWindow,
+        finetune_epochs: int = 2,
+    ) -> dict[str, Any]:
+        """Build, time and score one configuration; the figures as one flat record."""
+        variant = self.variant(subject, config, finetune_epochs)
+        timing = self.time(subject, variant, config, window)
+        scores = self.evaluate(subject, variant, config)
+        figures = {
+            key: timing[key]
+            for key in (
+                "latency_p50_ms",
+                "latency_p90_ms",
+                "latency_p95_ms",
+                "latency_p99_ms",
+                "latency_mean_ms",
+                "throughput_sps",
+            )
+        }
+        return {
+            "model": subject.label,
+            "model_sha256": subject.source.sha256,
+            "config": config.model_dump(mode="json"),
+            **figures,
+            "accuracy": scores["accuracy"],
+            "agreement": scores["agreement"],
+            "mae": scores["mae"],
+            "reference_mae": scores["reference_mae"],
+            "model_size_mb": round(variant.size_mb, 4),
+            "peak_memory_mb": timing["peak_memory_mb"],
+            "valid": timing["valid"],
+            "invalid_reason": timing["invalid_reason"],
+            "task": subject.task,
+            "eval_samples": scores["eval_samples"],
+            "measurement": {
+                key: timing[key]
+                for key in (
+                    "timed_calls",
+                    "timed_s",
+                    "latency_std_ms",
+                    "latency_min_ms",
+                    "latency_max_ms",
+                    "load_s",
+                    "runtime_settings",
+                    "waited_for_lock_s",
+                    "worker_pid",
+                )
+            }
+            | {"window": window.model_dump()},
+            "variant": {
+                "key": variant.key,
+                "path": str(variant.path),
+                "cache_hit": variant.cache_hit,
+                "build_s": round(variant.build_s, 2),
+                "params": variant.meta.get("params"),
+                "pruning": {
+                    k: variant.meta[k]
+                    for k in ("params_before", "params_after", "layers", "finetune_epochs")
+                    if k in variant.meta
+                }
+                or None,
+            },
+            "fingerprint": fingerprint(),
+            "warnings": list(self.warnings),
+        }
+
+
+def _write_json(path: Path, value: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(value, indent=2))
+    os.replace(tmp, path)

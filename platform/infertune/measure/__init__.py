@@ -1,0 +1,1 @@
+"""Measurement: latency/throughput timing, accuracy, and the host fingerprint."""

@@ -1,0 +1,100 @@
+"""Hardware/software fingerprint: latency figures only compare on the same machine and stack."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from functools import lru_cache
+from importlib import metadata
+from typing import Any
+
+from infertune.hashing import json_sha256
+
+#: CPU flags that change which kernels run (vector width, int8 dot products, matrix units).
+RELEVANT_FLAGS = (
+    "sse4_2",
+    "avx",
+    "avx2",
+    "fma",
+    "f16c",
+    "avx512f",
+    "avx512bw",
+    "avx512vl",
+    "avx512_vnni",
+    "avx_vnni",
+    "avx512_bf16",
+    "avx512_fp16",
+    "amx_tile",
+    "amx_int8",
+    "amx_bf16",
+    "asimd",
+    "asimddp",
+    "sve",
+    "sve2",
+    "i8mm",
+    "bf16",
+)
+LIBRARIES = ("tensorflow-cpu", "tensorflow", "keras", "ai-edge-litert", "numpy")
+
+
+def _cpuinfo() -> tuple[str, list[str]]:
+    model: str = platform.processor() or platform.machine()
+    flags: list[str] = []
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key in ("model name", "Model") and model in ("", platform.machine(), "x86_64"):
+                    model = value.strip()
+                elif key in ("flags", "Features") and not flags:
+                    flags = value.split()
+    except OSError:
+        pass
+    return model, flags
+
+
+def library_versions() -> dict[str, str]:
+    """Installed versions of the libraries that decide what runs (no import needed)."""
+    versions = {}
+    for name in LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+@lru_cache(maxsize=1)
+def fingerprint() -> dict[str, Any]:
+    """The host's fingerprint; ``hardware_id`` changes only when the hardware does."""
+    model, flags = _cpuinfo()
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        usable = os.cpu_count() or 1
+    hardware = {
+        "cpu_model": model,
+        "cpu_flags": sorted(f for f in flags if f in RELEVANT_FLAGS),
+        "logical_cores": os.cpu_count() or 1,
+        "usable_cores": usable,
+        "machine": platform.machine(),
+    }
+    try:
+        import psutil
+
+        hardware["memory_gb"] = round(psutil.virtual_memory().total / 2**30, 1)
+    except ImportError:  # pragma: no cover
+        pass
+    software = {
+        "os": f"{platform.system()} {platform.release()}",
+        "python": sys.version.split()[0],
+        "libraries": library_versions(),
+    }
+    return {
+        "hardware_id": json_sha256(hardware)[:12],
+        "software_id": json_sha256(software)[:12],
+        "hardware": hardware,
+        "software": software,
+    }

@@ -1,0 +1,1 @@
+"""Models and data: user inputs, their checks, and the built-in demo models."""

@@ -1,0 +1,162 @@
+"""Built variants, cached by content: the same model, knobs and libraries never build twice.
+
+A variant is the artifact one configuration runs: the source model itself (``tf`` at
+``prune_ratio=0``), a pruned ``.keras`` model, or a ``.tflite`` file. Its cache key hashes
+the source model's content, the knobs that change the artifact (precision, prune ratio,
+runtime family), the data that shaped it (fine-tuning and calibration sets) and the library
+versions that built it. ``batch_size`` and ``threads`` do not change the artifact and are not
+part of the key.
+
+Entries are written to a temporary folder and renamed into place with ``meta.json`` inside,
+so a crash never leaves a half-built entry, and two builders racing for one key both end up
+with the same complete entry.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from infertune.hashing import json_sha256, size_bytes
+from infertune.knobs.spec import ArtifactFamily, InferenceConfig, Precision
+from infertune.measure.fingerprint import library_versions
+
+#: Bump when the way variants are built changes: older cache entries are then not reused.
+VARIANT_FORMAT = 1
+
+#: Inputs sampled (evenly) from the calibration data for full-int8 quantization.
+CALIBRATION_SAMPLES = 200
+
+#: Builds a variant into the given folder; returns facts to keep in its ``meta.json``.
+BuildFn = Callable[[Path], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A built (or source) artifact ready to run."""
+
+    key: str
+    family: ArtifactFamily
+    path: Path
+    meta: dict[str, Any] = field(default_factory=dict)
+    cache_hit: bool = False
+    build_s: float = 0.0
+
+    @property
+    def size_mb(self) -> float:
+        """Size on disk in MiB."""
+        return size_bytes(self.path) / 2**20
+
+
+def build_versions() -> dict[str, str]:
+    """Library versions that decide a built artifact's content."""
+    libs = library_versions()
+    return {k: v for k, v in libs.items() if k in ("tensorflow", "tensorflow-cpu", "keras")}
+
+
+def pruned_key(model_sha: str, ratio: float, finetune: dict[str, Any] | None) -> str:
+    """Cache key of a pruned (and maybe fine-tuned) ``.keras`` variant."""
+    return json_sha256(
+        {
+            "format": VARIANT_FORMAT,
+            "kind": "pruned",
+            "model": model_sha,
+            "prune_ratio": round(ratio, 4),
+            "finetune": finetune,
+            "versions": build_versions(),
+        }
+    )
+
+
+def tflite_key(parent_key: str, precision: Precision, calibration_sha: str | None) -> str:
+    """Cache key of a ``.tflite`` variant converted from ``parent_key``'s artifact."""
+    return json_sha256(
+        {
+            "format": VARIANT_FORMAT,
+            "kind": "tflite",
+            "parent": parent_key,
+            "precision": str(precision),
+            "calibration": (
+                {"data": calibration_sha, "samples": CALIBRATION_SAMPLES}
+                if precision is Precision.INT8
+                else None
+            ),
+            "versions": build_versions(),
+        }
+    )
+
+
+class VariantCache:
+    """The content-addressed folder of built variants (``<home>/variants``)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def folder(self, key: str) -> Path:
+        """Where the entry for ``key`` lives."""
+        return self.root / key[:24]
+
+    def lookup(self, key: str, family: ArtifactFamily) -> Variant | None:
+        """A complete cached entry, or ``None``."""
+        folder = self.folder(key)
+        meta_path = folder / "meta.json"
+        if not meta_path.is_file():
+            return None
+        meta = json.loads(meta_path.read_text())
+        if meta.get("key") != key:
+            return None
+        return Variant(key, family, folder / meta["artifact"], meta, cache_hit=True)
+
+    def get_or_build(
+        self,
+        key: str,
+        family: ArtifactFamily,
+        artifact_name: str,
+        config: InferenceConfig,
+        build: BuildFn,
+    ) -> Variant:
+        """Return the cached variant for ``key``, building it first if needed."""
+        found = self.lookup(key, family)
+        if found is not None:
+            return found
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = self.root / f".tmp-{key[:24]}-{uuid.uuid4().hex[:8]}"
+        tmp.mkdir()
+        try:
+            started = time.monotonic()
+            facts = build(tmp / artifact_name)
+            build_s = time.monotonic() - started
+            meta = {
+                "key": key,
+                "artifact": artifact_name,
+                "family": str(family),
+                "precision": str(config.precision),
+                "prune_ratio": config.prune_ratio,
+                "build_s": round(build_s, 2),
+                "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "versions": build_versions(),
+                **facts,
+            }
+            (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
+            try:
+                os.rename(tmp, self.folder(key))
+            except OSError:
+                # Another builder finished the same key first: theirs is just as good.
+                shutil.rmtree(tmp, ignore_errors=True)
+                found = self.lookup(key, family)
+                if found is None:
+                    raise
+                return found
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return Variant(
+            key, family, self.folder(key) / artifact_name, meta, cache_hit=False, build_s=build_s
+        )

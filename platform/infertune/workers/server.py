@@ -1,0 +1,115 @@
+"""The worker side of the protocol: ``python -m infertune.workers.server``.
+
+Reads one JSON request per line on stdin and answers on the original stdout with JSON lines:
+any number of ``{"event": "progress" | "warning", ...}`` lines, then exactly one
+``{"event": "result", "result": ...}`` or ``{"event": "error", ...}``. Anything else a library
+prints to stdout is redirected to stderr so it cannot corrupt the protocol.
+
+Handlers are named ``"module:function"`` and imported on first use, so a LiteRT measurement
+worker never imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import sys
+import traceback
+from collections.abc import Callable
+from typing import IO, Any
+
+from infertune.exceptions import InfertuneError
+
+#: Operation name -> "module:function". Each function takes ``ctx`` then keyword parameters
+#: and returns a JSON-serializable result.
+HANDLERS: dict[str, str] = {
+    "ping": "infertune.workers.server:ping",
+    "sleep": "infertune.workers.server:sleep",
+    "model.inspect": "infertune.models.inspect:inspect_model_op",
+    "model.predict": "infertune.measure.runner:predict_op",
+    "measure.load": "infertune.measure.runner:load_op",
+    "measure.latency": "infertune.measure.runner:latency_op",
+    "variant.prune": "infertune.knobs.pruning:prune_op",
+    "variant.convert": "infertune.knobs.conversion:convert_op",
+    "demo.train": "infertune.models.demo:train_op",
+}
+
+
+class WorkerContext:
+    """Passed to every handler: reports progress and warnings back to the caller."""
+
+    def __init__(self, out: IO[str]) -> None:
+        self._out = out
+
+    def emit(self, event: dict[str, Any]) -> None:
+        """Send one protocol line to the caller."""
+        self._out.write(json.dumps(event) + "\n")
+        self._out.flush()
+
+    def progress(self, task: str, completed: float, total: float | None = None) -> None:
+        """Report progress of a long step (``task`` is a short description)."""
+        self.emit({"event": "progress", "task": task, "completed": completed, "total": total})
+
+    def warning(self, message: str) -> None:
+        """Report something the user should know that does not stop the work."""
+        self.emit({"event": "warning", "message": message})
+
+
+def ping(ctx: WorkerContext) -> dict[str, Any]:
+    """Answer with the worker's pid and thread setting (health check)."""
+    return {"pid": os.getpid(), "threads": os.environ.get("INFERTUNE_WORKER_THREADS")}
+
+
+def sleep(ctx: WorkerContext, seconds: float) -> None:
+    """Sleep, for diagnostics and for tests of the hang/kill path."""
+    import time
+
+    time.sleep(seconds)
+
+
+def _resolve(op: str) -> Callable[..., Any]:
+    try:
+        target = HANDLERS[op]
+    except KeyError:
+        raise InfertuneError(f"Unknown worker operation '{op}'.") from None
+    module_name, func_name = target.split(":")
+    func: Callable[..., Any] = getattr(importlib.import_module(module_name), func_name)
+    return func
+
+
+def serve(requests: IO[str], out: IO[str]) -> None:
+    """Answer requests until stdin closes."""
+    ctx = WorkerContext(out)
+    for line in requests:
+        if not line.strip():
+            continue
+        request = json.loads(line)
+        try:
+            result = _resolve(request["op"])(ctx, **request.get("params", {}))
+            ctx.emit({"event": "result", "result": result})
+        except InfertuneError as exc:
+            ctx.emit({"event": "error", "type": type(exc).__name__, "message": str(exc)})
+        except Exception as exc:
+            traceback.print_exc(file=sys.stderr)
+            ctx.emit(
+                {
+                    "event": "error",
+                    "type": "unexpected",
+                    "message": f"{type(exc).__name__}: {exc}".strip(),
+                }
+            )
+
+
+def main() -> None:
+    """Entry point of a worker process."""
+    # Keep the protocol channel private: fd 1 becomes stderr for everything else.
+    protocol_fd = os.dup(1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    with os.fdopen(protocol_fd, "w", buffering=1) as out:
+        serve(sys.stdin, out)
+
+
+if __name__ == "__main__":
+    main()

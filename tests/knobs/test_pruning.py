@@ -1,0 +1,91 @@
+"""Structured pruning on small Keras models (built in the test process)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+
+from infertune.exceptions import PruningError  # noqa: E402
+from infertune.knobs.pruning import layer_chain, prune_model  # noqa: E402
+
+
+def _cnn(head: str = "flatten") -> Any:
+    keras.utils.set_random_seed(1)
+    layers = [
+        keras.Input((8, 8, 1)),
+        keras.layers.Conv2D(8, 3, padding="same"),
+        keras.layers.BatchNormalization(),
+        keras.layers.ReLU(),
+        keras.layers.MaxPooling2D(),
+        keras.layers.Conv2D(6, 3, padding="same", activation="relu"),
+    ]
+    layers += (
+        [keras.layers.Flatten(), keras.layers.Dense(5, activation="relu")]
+        if head == "flatten"
+        else [keras.layers.GlobalAveragePooling2D()]
+    )
+    layers += [keras.layers.Dense(3, activation="softmax")]
+    model = keras.Sequential(layers)
+    # Non-trivial BN statistics, so slicing them wrongly would show.
+    bn = model.layers[1]
+    bn.set_weights([w + np.linspace(0.1, 0.8, w.shape[0]) for w in bn.get_weights()])
+    return model
+
+
+@pytest.mark.parametrize("head", ["flatten", "gap"])
+def test_pruning_removes_channels_and_keeps_the_output(head: str) -> None:
+    model = _cnn(head)
+    pruned, changes = prune_model(model, 0.5)
+    convs = [layer for layer in pruned.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert [c.filters for c in convs] == [4, 3]
+    assert pruned.output_shape == model.output_shape
+    assert pruned.count_params() < model.count_params()
+    assert changes[0] == {"layer": model.layers[0].name, "channels_before": 8, "channels_after": 4}
+    assert changes[-1]["channels_after"] == 3  # the output layer is never pruned
+    x = np.random.default_rng(0).random((4, 8, 8, 1), dtype=np.float32)
+    assert pruned.predict(x, verbose=0).shape == (4, 3)
+
+
+def test_ratio_zero_is_an_exact_copy() -> None:
+    model = _cnn()
+    pruned, _ = prune_model(model, 0.0)
+    x = np.random.default_rng(0).random((4, 8, 8, 1), dtype=np.float32)
+    np.testing.assert_allclose(pruned(x, training=False), model(x, training=False), atol=1e-6)
+
+
+def test_removed_channels_are_the_lowest_l1_and_the_rest_is_unchanged() -> None:
+    """The weakest filters go; the kept ones and their BN statistics are copied exactly."""
+    model = _cnn("gap")
+    conv = model.layers[0]
+    kernel, bias = conv.get_weights()
+    weak = np.argsort(np.abs(kernel).reshape(-1, 8).sum(axis=0))[:4]
+    kernel[..., weak] *= 1e-4  # make them clearly the weakest
+    conv.set_weights([kernel, bias])
+    pruned, _ = prune_model(model, 0.5)
+    layers = [layer for layer in pruned.layers if not isinstance(layer, keras.layers.InputLayer)]
+    kept_kernel = layers[0].get_weights()[0]
+    expected = np.delete(kernel, weak, axis=-1)
+    np.testing.assert_allclose(kept_kernel, expected)
+    bn_gamma = layers[1].get_weights()[0]
+    np.testing.assert_allclose(bn_gamma, np.delete(model.layers[1].get_weights()[0], weak))
+
+
+def test_residual_model_is_refused_with_the_layer() -> None:
+    inputs = keras.Input((8, 8, 4))
+    x = keras.layers.Conv2D(4, 3, padding="same")(inputs)
+    x = keras.layers.Add(name="skip")([x, inputs])
+    model = keras.Model(inputs, keras.layers.Dense(2)(keras.layers.Flatten()(x)))
+    with pytest.raises(PruningError, match="Layer 'skip' \\(Add\\) takes 2 input"):
+        layer_chain(model)
+
+
+def test_unsupported_layer_is_named() -> None:
+    model = keras.Sequential(
+        [keras.Input((4, 3)), keras.layers.LSTM(4, name="rnn"), keras.layers.Dense(2)]
+    )
+    with pytest.raises(PruningError, match="Layer 'rnn' of type LSTM is not supported"):
+        prune_model(model, 0.5)

@@ -1,0 +1,133 @@
+"""The command line as a user runs it: exit codes, one-line errors, JSON output."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from infertune.config import Settings
+from infertune.engine import Subject
+
+
+def run(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "INFERTUNE_HOME": str(home)}
+    return subprocess.run(
+        [sys.executable, "-m", "infertune", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+
+
+def _one_error_line(proc: subprocess.CompletedProcess[str]) -> str:
+    assert proc.returncode == 1, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("infertune: error: ")]
+    assert len(lines) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    return lines[0]
+
+
+QUICK_FLAGS = ("--warmup", "0.05", "--min-duration", "0.1", "--min-calls", "10")
+
+
+def test_bench_json_has_the_documented_figures(settings: Settings, cnn: Subject) -> None:
+    proc = run(
+        "bench",
+        "demo:digits-cnn",
+        "--runtime",
+        "tflite",
+        "--precision",
+        "int8",
+        *QUICK_FLAGS,
+        "--json",
+        home=settings.home,
+    )
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    for key in (
+        "latency_p50_ms",
+        "latency_p95_ms",
+        "latency_p99_ms",
+        "throughput_sps",
+        "accuracy",
+        "agreement",
+        "model_size_mb",
+        "valid",
+    ):
+        assert key in result
+    assert result["valid"] is True and result["accuracy"] > 0.8
+    assert result["config"]["precision"] == "int8"
+    assert result["warnings"] == []  # the demo brings training data for calibration
+
+
+def test_bench_table(settings: Settings, cnn: Subject) -> None:
+    proc = run("bench", "demo:digits-cnn", *QUICK_FLAGS, home=settings.home)
+    assert proc.returncode == 0, proc.stderr
+    assert "latency p50 / p90 / p95 / p99" in proc.stdout
+    assert "accuracy (top-1)" in proc.stdout
+
+
+def test_invalid_measurement_exits_3(settings: Settings, cnn: Subject) -> None:
+    proc = run(
+        "bench",
+        "demo:digits-cnn",
+        "--runtime",
+        "tflite",
+        "--min-calls",
+        "1000000000",
+        "--min-duration",
+        "0.1",
+        "--max-duration",
+        "0.3",
+        "--json",
+        home=settings.home,
+    )
+    assert proc.returncode == 3, proc.stderr
+    assert json.loads(proc.stdout)["valid"] is False
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("bench", "missing.keras", "--data", "x.npz"), "missing.keras does not exist"),
+        (("bench", "demo:nope"), "Unknown demo model 'demo:nope'; choose one of demo:digits-cnn"),
+        (
+            ("bench", "demo:digits-cnn", "--runtime", "tf", "--precision", "int8"),
+            "precision 'int8' needs runtime 'tflite'",
+        ),
+        (("bench", "demo:digits-cnn", "--prune-ratio", "1.5"), "prune_ratio: Input should be"),
+        (
+            ("bench", "demo:digits-cnn", "--min-duration", "5", "--max-duration", "1"),
+            "below the minimum duration",
+        ),
+    ],
+)
+def test_bad_input_gets_one_line(settings: Settings, args: tuple[str, ...], message: str) -> None:
+    assert message in _one_error_line(run(*args, home=settings.home))
+
+
+def test_wrong_data_shape_shows_both_shapes(
+    settings: Settings, cnn: Subject, tmp_path: Path
+) -> None:
+    data = tmp_path / "wrong.npz"
+    np.savez(data, x=np.zeros((3, 8, 8), np.float32), y=np.zeros(3, np.int64))
+    line = _one_error_line(
+        run("bench", str(cnn.source.path), "--data", str(data), home=settings.home)
+    )
+    assert "shape (8, 8)" in line and "expects (32, 32, 1)" in line
+
+
+def test_info_and_version(settings: Settings) -> None:
+    proc = run("info", "--json", home=settings.home)
+    assert proc.returncode == 0, proc.stderr
+    payload = json.loads(proc.stdout)
+    assert payload["home"] == str(settings.home)
+    assert "demo:digits-midcnn" in payload["demos"]
+    assert run("--version", home=settings.home).stdout.startswith("infertune ")

@@ -1,0 +1,166 @@
+"""The engine end to end on the tiny demo model: variants, cache, timing, scoring."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from infertune.engine import Engine, Subject
+from infertune.exceptions import InputError, PruningError
+from infertune.knobs.spec import InferenceConfig
+from infertune.measure.window import MeasurementWindow
+
+from .conftest import QUICK
+
+
+def _config(**values: object) -> InferenceConfig:
+    return InferenceConfig.parse(**values)
+
+
+def _tensor_types(path: Path) -> set[str]:
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(path))
+    return {np.dtype(t["dtype"]).name for t in interpreter.get_tensor_details()}
+
+
+def test_demo_is_trained_once_and_scores_well(engine: Engine, cnn: Subject) -> None:
+    info = engine.ensure_demo("demo:digits-cnn").info
+    assert info["eval_accuracy"] > 0.9
+    assert cnn.task["kind"] == "classification" and cnn.task["classes"] == 10
+    assert cnn.info["prunable"] is True
+    assert cnn.train_data is not None and cnn.eval_data.size == info["eval_samples"]
+
+
+def test_baseline_bench_is_valid_and_matches_the_reference(engine: Engine, cnn: Subject) -> None:
+    result = engine.bench(cnn, _config(), QUICK)
+    assert result["valid"] is True
+    assert result["latency_p50_ms"] <= result["latency_p95_ms"] <= result["latency_p99_ms"]
+    assert result["throughput_sps"] > 0
+    assert result["agreement"] == 1.0  # the baseline *is* the reference
+    assert result["accuracy"] == pytest.approx(
+        engine.ensure_demo("demo:digits-cnn").info["eval_accuracy"], abs=1e-6
+    )
+    assert result["measurement"]["timed_calls"] >= QUICK.min_calls
+    assert result["model_size_mb"] > 0 and result["peak_memory_mb"] > 0
+    assert len(result["fingerprint"]["hardware_id"]) == 12
+
+
+def test_precision_changes_the_artifact(engine: Engine, cnn: Subject) -> None:
+    variants = {
+        p: engine.variant(cnn, _config(runtime="tflite", precision=p))
+        for p in ("fp32", "fp16", "int8_dynamic", "int8")
+    }
+    sizes = {p: v.size_mb for p, v in variants.items()}
+    assert sizes["fp16"] < 0.6 * sizes["fp32"]
+    assert sizes["int8_dynamic"] < 0.35 * sizes["fp32"]
+    assert sizes["int8"] < 0.35 * sizes["fp32"]
+    assert "int8" not in _tensor_types(variants["fp32"].path)
+    assert "float16" in _tensor_types(variants["fp16"].path)
+    assert "int8" in _tensor_types(variants["int8_dynamic"].path)
+    # Full integer: activations are int8 too, so far more int8 tensors than weights alone.
+    int8_full = _tensor_types(variants["int8"].path)
+    assert {"int8", "int32"} <= int8_full
+
+
+def test_variants_are_cached_by_content(engine: Engine, cnn: Subject) -> None:
+    first = engine.variant(cnn, _config(runtime="tflite", precision="fp16"))
+    again = engine.variant(
+        cnn, _config(runtime="tflite", precision="fp16", batch_size=8, threads=1)
+    )
+    assert again.cache_hit and again.key == first.key and again.path == first.path
+    other = engine.variant(cnn, _config(runtime="tflite", precision="fp32"))
+    assert other.key != first.key
+
+
+def test_pruning_shrinks_the_model_and_fine_tuning_recovers(engine: Engine, cnn: Subject) -> None:
+    config = _config(runtime="tflite", precision="fp32", prune_ratio=0.5)
+    result = engine.bench(cnn, config, QUICK, finetune_epochs=2)
+    pruning = result["variant"]["pruning"]
+    assert pruning["params_after"] < 0.5 * pruning["params_before"]
+    assert pruning["finetune_epochs"] == 2
+    assert result["accuracy"] > 0.85
+    full = engine.variant(cnn, _config(runtime="tflite", precision="fp32"))
+    assert result["model_size_mb"] < 0.5 * full.size_mb
+
+
+def test_threads_and_batch_size_reach_the_runtime(engine: Engine, cnn: Subject) -> None:
+    tf1 = engine.bench(cnn, _config(threads=1, batch_size=4), QUICK)
+    assert tf1["measurement"]["runtime_settings"]["intra_op_threads"] == 1
+    lite = engine.bench(cnn, _config(runtime="tflite", threads=1, batch_size=4), QUICK)
+    assert lite["measurement"]["runtime_settings"]["num_threads"] == 1
+    assert lite["config"]["batch_size"] == 4
+    # throughput counts samples: 4 per call
+    assert lite["throughput_sps"] == pytest.approx(
+        4 * lite["measurement"]["timed_calls"] / lite["measurement"]["timed_s"], rel=0.01
+    )
+
+
+def test_run_that_misses_its_minimums_is_invalid(engine: Engine, cnn: Subject) -> None:
+    window = MeasurementWindow(
+        warmup_s=0, warmup_calls=1, min_duration_s=0.1, min_calls=10**9, max_duration_s=0.3
+    )
+    result = engine.bench(cnn, _config(runtime="tflite"), window)
+    assert result["valid"] is False
+    assert "fewer than the minimum 1000000000" in result["invalid_reason"]
+    assert result["latency_p50_ms"] is None and result["throughput_sps"] is None
+
+
+def test_data_that_does_not_fit_the_model(engine: Engine, cnn: Subject, npz) -> None:  # type: ignore[no-untyped-def]
+    bad = npz(x=np.zeros((4, 28, 28, 1), np.float32), y=np.zeros(4, np.int64))
+    with pytest.raises(
+        InputError,
+        match=r"shape \(28, 28, 1\) but the model expects "
+        r"\(32, 32, 1\)",
+    ):
+        engine.resolve(str(cnn.source.path), data=bad)
+    with pytest.raises(InputError, match="No evaluation data: pass --data"):
+        engine.resolve(str(cnn.source.path))
+
+
+def test_unprunable_model_is_refused_before_any_build(engine: Engine, tmp_path: Path, npz) -> None:  # type: ignore[no-untyped-def]
+    import keras
+
+    inputs = keras.Input((4,))
+    hidden = keras.layers.Dense(4)(inputs)
+    outputs = keras.layers.Dense(2, activation="softmax")(keras.layers.Add()([hidden, inputs]))
+    path = tmp_path / "residual.keras"
+    keras.Model(inputs, outputs).save(path)
+    data = npz(x=np.random.default_rng(0).random((8, 4), dtype=np.float32), y=np.array([0, 1] * 4))
+    subject = engine.resolve(str(path), data=data)
+    assert subject.info["prunable"] is False
+    with pytest.raises(PruningError, match="branches or merges"):
+        engine.variant(subject, _config(prune_ratio=0.5))
+    # The unpruned model still benches.
+    assert engine.bench(subject, _config(runtime="tflite"), QUICK)["valid"]
+
+
+def test_saved_model_runs_but_cannot_be_pruned(
+    engine: Engine, cnn: Subject, tmp_path: Path
+) -> None:
+    import keras
+
+    exported = tmp_path / "saved"
+    keras.saving.load_model(cnn.source.path).export(str(exported), verbose=False)
+    subject = engine.resolve(str(exported), data=cnn.eval_data.path)
+    assert subject.source.format == "savedmodel"
+    for config in (_config(), _config(runtime="tflite", precision="int8_dynamic")):
+        result = engine.bench(subject, config, QUICK)
+        assert result["valid"] and result["agreement"] > 0.95
+    with pytest.raises(PruningError, match="SavedModel, which has no Keras layers to prune"):
+        engine.variant(subject, _config(prune_ratio=0.25))
+
+
+def test_unsafe_keras_model_is_refused(engine: Engine, tmp_path: Path, npz) -> None:  # type: ignore[no-untyped-def]
+    import keras
+
+    model = keras.Sequential(
+        [keras.Input((4,)), keras.layers.Lambda(lambda x: x * 2), keras.layers.Dense(2)]
+    )
+    path = tmp_path / "lambda.keras"
+    model.save(path)
+    data = npz(x=np.zeros((2, 4), np.float32), y=np.array([0, 1]))
+    with pytest.raises(InputError, match="Cannot load the Keras model .*safe_mode"):
+        engine.resolve(str(path), data=data)
