@@ -143,7 +143,7 @@ def test_saved_model_runs_but_cannot_be_pruned(
     import keras
 
     exported = tmp_path / "saved"
-    keras.saving.load_model(cnn.source.path).export(str(exported), verbose=False)
+    keras.saving.load_model(cnn.source.path, compile=False).export(str(exported), verbose=False)
     subject = engine.resolve(str(exported), data=cnn.eval_data.path)
     assert subject.source.format == "savedmodel"
     for config in (_config(), _config(runtime="tflite", precision="int8_dynamic")):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -211,6 +212,286 @@ def bench(
         raise typer.Exit(EXIT_INVALID_MEASUREMENT)
 
 
+StorageOption = Annotated[
+    str | None,
+    typer.Option(
+        "--storage",
+        help="Optuna storage URL (default: the platform database, --db-url).",
+        show_default=False,
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+
+
+@app.command()
+def tune(
+    model: Annotated[
+        str,
+        typer.Argument(
+            help="A .keras file, a SavedModel folder, or demo:digits-cnn / demo:digits-midcnn.",
+            show_default=False,
+        ),
+    ],
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            "--data",
+            help="Evaluation set (.npz with x and y). Demo models bring their own.",
+            show_default=False,
+        ),
+    ] = None,
+    train_data: Annotated[
+        Path | None,
+        typer.Option(
+            "--train-data",
+            help="Training set (.npz) for fine-tuning after pruning and int8 calibration.",
+            show_default=False,
+        ),
+    ] = None,
+    x_key: Annotated[str, typer.Option("--x-key", help="Name of the input array.")] = "x",
+    y_key: Annotated[str, typer.Option("--y-key", help="Name of the target array.")] = "y",
+    space: Annotated[
+        str,
+        typer.Option(
+            "--space",
+            help="Search-space YAML file, or a shipped space: quick, default, tflite-cpu.",
+        ),
+    ] = "quick",
+    study: Annotated[
+        str | None,
+        typer.Option(
+            "--study",
+            help="Study name; an existing study with the same spec is resumed "
+            "(default: MODEL-SPACE).",
+            show_default=False,
+        ),
+    ] = None,
+    trials: Annotated[
+        int,
+        typer.Option("--trials", min=1, help="Trial budget of the whole study (not per process)."),
+    ] = 15,
+    timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--timeout",
+            help="Stop starting new trials after this many seconds.",
+            show_default=False,
+        ),
+    ] = None,
+    sampler: Annotated[
+        str,
+        typer.Option("--sampler", help="tpe, nsga2, random or grid (every configuration once)."),
+    ] = "tpe",
+    seed: Annotated[int | None, typer.Option("--seed", help="Sampler seed.")] = 0,
+    storage: StorageOption = None,
+    jobs: Annotated[
+        int,
+        typer.Option(
+            "--jobs",
+            min=1,
+            help="Parallel trials in this process (needs PostgreSQL storage); "
+            "builds overlap, timings never do.",
+        ),
+    ] = 1,
+    verify: Annotated[
+        bool, typer.Option("--verify/--no-verify", help="Re-measure the front after the search.")
+    ] = True,
+    as_json: JsonOption = False,
+) -> None:
+    """Search inference configurations of a model and print the verified Pareto front.
+
+    The baseline (tf, fp32, batch 1, all cores) is measured first; constraints and
+    speed-ups refer to it. A trial whose accuracy already breaks a constraint is pruned
+    before its timing. Every trial is an MLflow run under the study's parent run.
+    Ctrl-C stops cleanly: run the same command again to resume.
+    """
+    import optuna
+
+    from infertune.display import Reporter, front_table, stdout
+    from infertune.engine import Engine
+    from infertune.space import load_space
+    from infertune.tracking.tracker import Tracker
+    from infertune.tuning import queries
+    from infertune.tuning.sampling import SAMPLERS
+    from infertune.tuning.study import (
+        FINISHED_STATES,
+        Tuner,
+        build_sampler,
+        check_parallelism,
+        open_study,
+        storage_url,
+        study_spec,
+        verify_front,
+    )
+
+    settings = _settings()
+    search_space, space_path = load_space(space)
+    if sampler not in SAMPLERS:
+        raise InfertuneError(f"Unknown sampler '{sampler}'; choose one of {', '.join(SAMPLERS)}.")
+    url = storage_url(settings, storage)
+    check_parallelism(url, jobs)
+    name = study or f"{model.removeprefix('demo:').replace('/', '_')}-{space_path.stem}"
+    with Reporter() as reporter, Engine(settings, on_event=reporter) as engine:
+        subject = engine.resolve(model, data, train_data, x_key, y_key)
+        the_sampler = build_sampler(sampler, seed, trials, search_space)
+        opened, resumed = open_study(
+            name, url, study_spec(subject, search_space), search_space, the_sampler
+        )
+        done = len(opened.get_trials(deepcopy=False, states=FINISHED_STATES))
+        reporter(
+            {
+                "event": "step",
+                "task": f"{'resuming' if resumed else 'created'} study "
+                f"'{name}' ({done}/{trials} trials done) in {url}",
+            }
+        )
+        tuner = Tuner(
+            settings, opened, subject, search_space, Tracker(settings), engine, on_event=reporter
+        )
+        status = "FAILED"
+        try:
+            tuner.start()
+            progress = reporter.trials(trials, done)
+
+            def on_trial(_: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+                progress(trial)
+
+            tuner.run(trials, timeout, jobs, on_trial)
+            if verify:
+                verify_front(engine, opened, subject, search_space, on_event=reporter)
+            status = "FINISHED"
+        except KeyboardInterrupt:
+            status = "KILLED"
+            reporter(
+                {
+                    "event": "warning",
+                    "message": "interrupted: the running trial was "
+                    "marked failed; run the same command to resume.",
+                }
+            )
+            raise typer.Exit(130) from None
+        finally:
+            tuner.close()
+            tuner.finish(status)
+    shown = queries.front(opened)
+    if as_json:
+        typer.echo(json.dumps(shown, indent=2, default=str))
+        return
+    stdout.print(front_table(shown))
+    if not shown["points"]:
+        stdout.print(
+            "[yellow]No configuration meets the constraints.[/] Nearest infeasible "
+            "trials: "
+            + ", ".join(
+                f"#{r['number']} ({'; '.join(r['violations'])})"
+                for r in shown["nearest_infeasible"]
+            )
+        )
+    stdout.print(
+        f"Study '{name}' in {url}\n"
+        f"MLflow: mlflow ui --backend-store-uri {settings.tracking_uri}\n"
+        f"More: infertune show {name} · infertune front {name}"
+    )
+
+
+@app.command()
+def studies(storage: StorageOption = None, as_json: JsonOption = False) -> None:
+    """List the studies in the storage with their trial counts and best speed-up."""
+    from infertune.display import stdout, studies_table
+    from infertune.tuning import queries
+    from infertune.tuning.study import storage_url
+
+    rows = queries.all_studies(storage_url(_settings(), storage))
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2, default=str))
+    else:
+        stdout.print(studies_table(rows))
+
+
+@app.command()
+def show(
+    study: Annotated[str, typer.Argument(help="Study name.", show_default=False)],
+    storage: StorageOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show every trial of a study: knobs, figures, state and why it failed or was pruned."""
+    from infertune.display import stdout, trials_table
+    from infertune.tuning import queries
+    from infertune.tuning.front import study_attr, trial_rows
+
+    opened = queries.load(study, _settings_storage(storage))
+    rows = trial_rows(opened)
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {"study": study, "baseline": study_attr(opened, "baseline"), "trials": rows},
+                indent=2,
+                default=str,
+            )
+        )
+    else:
+        stdout.print(trials_table(study, rows))
+
+
+@app.command()
+def front(
+    study: Annotated[str, typer.Argument(help="Study name.", show_default=False)],
+    storage: StorageOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show a study's Pareto front (the verified one when it is current)."""
+    from infertune.display import front_table, stdout
+    from infertune.tuning import queries
+
+    shown = queries.front(queries.load(study, _settings_storage(storage)))
+    if as_json:
+        typer.echo(json.dumps(shown, indent=2, default=str))
+    else:
+        stdout.print(front_table(shown))
+
+
+@app.command("verify")
+def verify_command(
+    study: Annotated[str, typer.Argument(help="Study name.", show_default=False)],
+    repeats: Annotated[
+        int | None,
+        typer.Option(
+            "--repeats",
+            min=1,
+            help="Interleaved repeats per candidate (default: the space's).",
+            show_default=False,
+        ),
+    ] = None,
+    storage: StorageOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Re-measure a study's Pareto candidates longer and interleaved; keep the robust ones."""
+    from infertune.display import Reporter, front_table, stdout
+    from infertune.engine import Engine
+    from infertune.space.schema import SearchSpace
+    from infertune.tuning import queries
+    from infertune.tuning.front import study_attr
+    from infertune.tuning.study import resolve_study_subject, verify_front
+
+    settings = _settings()
+    opened = queries.load(study, _settings_storage(storage))
+    space = SearchSpace.model_validate(study_attr(opened, "spec")["space"])
+    with Reporter() as reporter, Engine(settings, on_event=reporter) as engine:
+        subject = resolve_study_subject(engine, opened)
+        verify_front(engine, opened, subject, space, repeats, on_event=reporter)
+    shown = queries.front(opened)
+    if as_json:
+        typer.echo(json.dumps(shown, indent=2, default=str))
+    else:
+        stdout.print(front_table(shown))
+
+
+def _settings_storage(storage: str | None) -> str:
+    from infertune.tuning.study import storage_url
+
+    return storage_url(_settings(), storage)
+
+
 @app.command()
 def info(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
@@ -261,11 +542,21 @@ def info(
         stdout.print(f"{name:<22} {demo['description']} ({state})")
 
 
+def _terminate(signum: int, frame: object) -> None:
+    # SIGTERM ends the command like Ctrl-C does, so cleanup (workers, runs) happens.
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     """Console entry point: infertune errors become one line on stderr and exit status 1."""
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         app()
     except InfertuneError as exc:
+        print(f"infertune: error: {exc}", file=sys.stderr)
+        sys.exit(1)
+    except OSError as exc:
+        # Disk full, permissions, a vanished file: the system's words, on one line.
         print(f"infertune: error: {exc}", file=sys.stderr)
         sys.exit(1)
 

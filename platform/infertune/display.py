@@ -41,6 +41,9 @@ class Reporter:
             transient=True,
         )
         self._tasks: dict[str, TaskID] = {}
+        # In a terminal the current step is one live status line; in a log, each step is
+        # printed once.
+        self._status = self._progress.add_task("", total=None, visible=False)
 
     def __enter__(self) -> Reporter:
         self._progress.start()
@@ -54,13 +57,47 @@ class Reporter:
     ) -> None:
         self._progress.stop()
 
+    def trials(self, total: int, done: int) -> Any:
+        """A progress bar over a study's trial budget; returns the per-trial callback."""
+        task = self._progress.add_task("trials", total=total, completed=done)
+        state = {"done": done}
+
+        def on_trial(trial: Any) -> None:
+            state["done"] += 1
+            self._progress.update(task, completed=state["done"])
+            attrs = trial.user_attrs
+            fig = attrs.get("figures") or {}
+            config = attrs.get("config") or {}
+            knobs = "/".join(
+                str(config.get(k)) for k in ("runtime", "precision", "prune_ratio", "batch_size")
+            )
+            if trial.state.name == "COMPLETE":
+                tail = (
+                    f"p95 {fig['latency_p95_ms']:.3f} ms "
+                    f"({attrs.get('speedup_p95', 0):.2f}x), accuracy "
+                    f"{_fmt(fig.get('accuracy'), 4)}"
+                    + ("" if attrs.get("feasible") else " [yellow]infeasible[/]")
+                )
+            else:
+                tail = attrs.get("fail_reason") or attrs.get("pruned_reason") or ""
+            self._progress.console.print(
+                f"trial {trial.number:>3} {trial.state.name:<8} {knobs:<32} {tail}"
+            )
+
+        return on_trial
+
     def __call__(self, event: dict[str, Any]) -> None:
         """Show one engine event."""
         kind = event.get("event")
         if kind == "warning":
             self._progress.console.print(f"[yellow]warning:[/] {event['message']}")
         elif kind == "step" and not self.quiet:
-            self._progress.console.print(f"[dim]· {event['task']}[/]")
+            if stderr.is_terminal:
+                self._progress.update(
+                    self._status, description=f"[dim]{event['task']}[/]", visible=True
+                )
+            else:
+                self._progress.console.print(f"· {event['task']}")
         elif kind == "progress":
             name = str(event["task"])
             total = event.get("total")
@@ -132,7 +169,12 @@ def bench_table(result: dict[str, Any]) -> Table:
         )
     elif variant["params"]:
         table.add_row("parameters", f"{variant['params']:,}")
-    origin = "cache hit" if variant["cache_hit"] else f"built in {variant['build_s']:.1f} s"
+    if variant["cache_hit"]:
+        origin = "cache hit"
+    elif variant["build_s"]:
+        origin = f"built in {variant['build_s']:.1f} s"
+    else:
+        origin = "the source model"
     table.add_row("variant", f"{origin} — {variant['path']}")
     settings = ", ".join(f"{k}={v}" for k, v in m["runtime_settings"].items())
     table.add_row("runtime settings", settings)
@@ -142,4 +184,143 @@ def bench_table(result: dict[str, Any]) -> Table:
         f"{fp['hardware']['cpu_model']} · {fp['hardware']['usable_cores']} "
         f"cores · hardware id {fp['hardware_id']}",
     )
+    return table
+
+
+def _knobs(config: dict[str, Any] | None) -> list[str]:
+    if not config:
+        return ["—"] * 5
+    threads = "all" if config["threads"] is None else str(config["threads"])
+    return [
+        config["runtime"],
+        config["precision"],
+        f"{config['prune_ratio']:g}",
+        str(config["batch_size"]),
+        threads,
+    ]
+
+
+def front_table(front: dict[str, Any]) -> Table:
+    """The front, one configuration per row, with the baseline for reference."""
+    state = (
+        f"verified {front['verified_at']}"
+        if front["verified"]
+        else "[yellow]not verified[/] (run `infertune verify`)"
+    )
+    table = Table(title=f"Pareto front — study {front['study']} ({state})", title_justify="left")
+    for name in (
+        "trial",
+        "runtime",
+        "precision",
+        "prune",
+        "batch",
+        "threads",
+        "p50 ms",
+        "p95 ms",
+        "speed-up",
+        "accuracy",
+        "agreement",
+        "MiB",
+    ):
+        table.add_column(name, justify="right" if name not in ("runtime", "precision") else "left")
+    base = front["baseline"]
+    if base:
+        table.add_row(
+            "baseline",
+            "tf",
+            "fp32",
+            "0",
+            "1",
+            "all",
+            _fmt(base["latency_p50_ms"]),
+            _fmt(base["latency_p95_ms"]),
+            "1.00x",
+            _fmt(base["accuracy"], 4),
+            _fmt(base["agreement"], 4),
+            _fmt(base["model_size_mb"]),
+            style="dim",
+        )
+    for point in front["points"]:
+        fig, spread = point["figures"], point.get("spread") or {}
+        p95 = _fmt(fig["latency_p95_ms"])
+        if "latency_p95_ms" in spread:
+            lo, hi = spread["latency_p95_ms"]
+            p95 += f" [dim]({lo:.2f}-{hi:.2f})[/]"
+        table.add_row(
+            str(point["number"]),
+            *_knobs(point["config"]),
+            _fmt(fig["latency_p50_ms"]),
+            p95,
+            _fmt(point["speedup_p95"], 2, "x"),
+            _fmt(fig["accuracy"], 4),
+            _fmt(fig["agreement"], 4),
+            _fmt(fig["model_size_mb"]),
+        )
+    return table
+
+
+def trials_table(study_name: str, rows: list[dict[str, Any]]) -> Table:
+    """Every trial of a study."""
+    table = Table(title=f"Trials — study {study_name}", title_justify="left")
+    for name in (
+        "trial",
+        "state",
+        "runtime",
+        "precision",
+        "prune",
+        "batch",
+        "threads",
+        "p95 ms",
+        "speed-up",
+        "accuracy",
+        "note",
+    ):
+        table.add_column(name)
+    for row in rows:
+        fig = row["figures"] or {}
+        note = row["fail_reason"] or row["pruned_reason"] or "; ".join(row["violations"] or [])
+        style = "dim" if row["state"] != "COMPLETE" or row["feasible"] is False else None
+        table.add_row(
+            str(row["number"]),
+            row["state"],
+            *_knobs(row["config"]),
+            _fmt(fig.get("latency_p95_ms")),
+            _fmt(row["speedup_p95"], 2, "x"),
+            _fmt(fig.get("accuracy"), 4),
+            note[:80],
+            style=style,
+        )
+    return table
+
+
+def studies_table(studies: list[dict[str, Any]]) -> Table:
+    """One row per study."""
+    table = Table(title="Studies", title_justify="left")
+    for name in (
+        "study",
+        "model",
+        "complete",
+        "pruned",
+        "failed",
+        "running",
+        "front",
+        "best speed-up",
+        "verified",
+        "hardware",
+    ):
+        table.add_column(name)
+    for s in studies:
+        t = s["trials"]
+        table.add_row(
+            s["study"],
+            str(s["model"]),
+            str(t["COMPLETE"]),
+            str(t["PRUNED"]),
+            str(t["FAIL"]),
+            str(t["RUNNING"]),
+            str(s["front_size"]),
+            _fmt(s["best_speedup_p95"], 2, "x"),
+            "yes" if s["verified"] else "no",
+            str(s["hardware_id"]),
+        )
     return table

@@ -27,9 +27,10 @@ import numpy as np
 
 from infertune.config import Settings
 from infertune.exceptions import InputError, PruningError
+from infertune.hashing import json_sha256
 from infertune.knobs.spec import ArtifactFamily, InferenceConfig, Precision, Runtime
 from infertune.measure.accuracy import detect_task, score
-from infertune.measure.fingerprint import fingerprint
+from infertune.measure.fingerprint import fingerprint, library_versions
 from infertune.measure.hostlock import host_timing_lock
 from infertune.measure.window import MeasurementWindow
 from infertune.models import demo as demos
@@ -58,6 +59,29 @@ _INHERITED_FACTS = (
     "finetune_epochs",
     "finetune_loss",
 )
+
+#: Figures of a record that come from the timing and from the scoring.
+TIMING_FIGURES = (
+    "latency_p50_ms",
+    "latency_p90_ms",
+    "latency_p95_ms",
+    "latency_p99_ms",
+    "latency_mean_ms",
+    "throughput_sps",
+)
+SCORE_FIGURES = ("accuracy", "agreement", "mae", "reference_mae")
+_MEASUREMENT_DETAILS = (
+    "timed_calls",
+    "timed_s",
+    "latency_std_ms",
+    "latency_min_ms",
+    "latency_max_ms",
+    "load_s",
+    "runtime_settings",
+    "waited_for_lock_s",
+    "worker_pid",
+)
+_PRUNING_FACTS = ("params_before", "params_after", "layers", "finetune_epochs")
 
 # Time limits (seconds) for worker operations that are not timings.
 INSPECT_TIMEOUT = 300.0
@@ -234,7 +258,11 @@ class Engine:
         calibration = (
             self._calibration_data(subject) if config.precision is Precision.INT8 else None
         )
-        key = tflite_key(base.key, config.precision, calibration.sha256 if calibration else None)
+        key = tflite_key(
+            base.key,
+            config.precision,
+            {"data": calibration.sha256, "x_key": calibration.x_key} if calibration else None,
+        )
 
         def build(out: Path) -> dict[str, Any]:
             self._step(f"converting to LiteRT ({config.precision})")
@@ -255,7 +283,8 @@ class Engine:
             facts.update({k: v for k, v in base.meta.items() if k in _INHERITED_FACTS})
             return facts
 
-        return self.cache.get_or_build(key, ArtifactFamily.TFLITE, "model.tflite", config, build)
+        facts = {"prune_ratio": config.prune_ratio, "precision": str(config.precision)}
+        return self.cache.get_or_build(key, ArtifactFamily.TFLITE, "model.tflite", facts, build)
 
     def _keras_variant(
         self, subject: Subject, config: InferenceConfig, finetune_epochs: int
@@ -266,8 +295,7 @@ class Engine:
                 f"source-{source.sha256}",
                 ArtifactFamily.KERAS,
                 source.path,
-                {"params": subject.info.get("params")},
-                cache_hit=True,
+                {"params": subject.info.get("params"), "source": True},
             )
         train = subject.train_data
         if train is None:
@@ -277,7 +305,14 @@ class Engine:
             )
         epochs = finetune_epochs if train is not None else 0
         finetune = (
-            {"data": train.sha256, "epochs": epochs, "seed": 0}
+            {
+                "data": train.sha256,
+                "x_key": train.x_key,
+                "y_key": train.y_key,
+                "epochs": epochs,
+                "seed": 0,
+                "task": subject.task,
+            }
             if train is not None and epochs > 0
             else None
         )
@@ -300,7 +335,8 @@ class Engine:
             facts["params"] = facts["params_after"]
             return facts
 
-        return self.cache.get_or_build(key, ArtifactFamily.KERAS, "model.keras", config, build)
+        facts = {"prune_ratio": config.prune_ratio, "precision": "fp32"}
+        return self.cache.get_or_build(key, ArtifactFamily.KERAS, "model.keras", facts, build)
 
     def _calibration_data(self, subject: Subject) -> Dataset:
         if subject.train_data is not None:
@@ -313,13 +349,24 @@ class Engine:
 
     # -- measuring -----------------------------------------------------------------------
 
+    @staticmethod
+    def _accuracy_key(subject: Subject, variant: Variant, config: InferenceConfig) -> Any:
+        # Runtime and its library version can change numerics (int8 kernels especially).
+        return {
+            "variant": variant.key,
+            "runtime": str(config.runtime),
+            "data": subject.eval_data.sha256,
+            "x_key": subject.eval_data.x_key,
+            "y_key": subject.eval_data.y_key,
+            "task": subject.task,
+            "libraries": library_versions(),
+        }
+
     def reference_predictions(self, subject: Subject) -> np.ndarray:
         """The source model's fp32 predictions on the evaluation set (cached)."""
-        path = (
-            self.settings.cache_dir
-            / "reference"
-            / f"{subject.source.sha256[:24]}-{subject.eval_data.sha256[:24]}.npy"
-        )
+        data = subject.eval_data
+        key = json_sha256([subject.source.sha256, data.sha256, data.x_key])
+        path = self.settings.cache_dir / "reference" / f"{key[:32]}.npy"
         if not path.is_file():
             self._step("computing reference (fp32) predictions")
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -345,7 +392,7 @@ class Engine:
         path = (
             self.settings.cache_dir
             / "accuracy"
-            / f"{variant.key[:24]}-{config.runtime}-{subject.eval_data.sha256[:24]}.json"
+            / f"{json_sha256(self._accuracy_key(subject, variant, config))[:32]}.json"
         )
         if path.is_file():
             cached: dict[str, Any] = json.loads(path.read_text())
@@ -388,7 +435,7 @@ class Engine:
         self._step("loading the variant")
         loaded = worker.call(
             "measure.load",
-            {k: params[k] for k in ("artifact", "runtime")},
+            params,
             timeout=LOAD_TIMEOUT,
             on_event=self.on_event,
         )
@@ -416,46 +463,31 @@ class Engine:
         variant = self.variant(subject, config, finetune_epochs)
         timing = self.time(subject, variant, config, window)
         scores = self.evaluate(subject, variant, config)
-        figures = {
-            key: timing[key]
-            for key in (
-                "latency_p50_ms",
-                "latency_p90_ms",
-                "latency_p95_ms",
-                "latency_p99_ms",
-                "latency_mean_ms",
-                "throughput_sps",
-            )
-        }
+        return self.record(subject, config, variant, timing, scores, window)
+
+    def record(
+        self,
+        subject: Subject,
+        config: InferenceConfig,
+        variant: Variant,
+        timing: dict[str, Any],
+        scores: dict[str, Any],
+        window: MeasurementWindow,
+    ) -> dict[str, Any]:
+        """Combine a timing and a scoring of one variant into the documented flat record."""
         return {
             "model": subject.label,
             "model_sha256": subject.source.sha256,
             "config": config.model_dump(mode="json"),
-            **figures,
-            "accuracy": scores["accuracy"],
-            "agreement": scores["agreement"],
-            "mae": scores["mae"],
-            "reference_mae": scores["reference_mae"],
+            **{key: timing[key] for key in TIMING_FIGURES},
+            **{key: scores[key] for key in SCORE_FIGURES},
             "model_size_mb": round(variant.size_mb, 4),
             "peak_memory_mb": timing["peak_memory_mb"],
             "valid": timing["valid"],
             "invalid_reason": timing["invalid_reason"],
             "task": subject.task,
             "eval_samples": scores["eval_samples"],
-            "measurement": {
-                key: timing[key]
-                for key in (
-                    "timed_calls",
-                    "timed_s",
-                    "latency_std_ms",
-                    "latency_min_ms",
-                    "latency_max_ms",
-                    "load_s",
-                    "runtime_settings",
-                    "waited_for_lock_s",
-                    "worker_pid",
-                )
-            }
+            "measurement": {key: timing[key] for key in _MEASUREMENT_DETAILS}
             | {"window": window.model_dump()},
             "variant": {
                 "key": variant.key,
@@ -463,11 +495,7 @@ class Engine:
                 "cache_hit": variant.cache_hit,
                 "build_s": round(variant.build_s, 2),
                 "params": variant.meta.get("params"),
-                "pruning": {
-                    k: variant.meta[k]
-                    for k in ("params_before", "params_after", "layers", "finetune_epochs")
-                    if k in variant.meta
-                }
+                "pruning": {k: variant.meta[k] for k in _PRUNING_FACTS if k in variant.meta}
                 or None,
             },
             "fingerprint": fingerprint(),

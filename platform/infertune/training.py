@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -52,3 +53,14 @@ def fit(
     return model.fit(
         x, y, epochs=epochs, batch_size=batch_size, shuffle=True, verbose=0, callbacks=[_Progress()]
     )
+
+
+def save_for_inference(model: Any, path: str | Path) -> None:
+    """Save a trained model without its optimizer state.
+
+    Keras stores the optimizer's slots in the ``.keras`` file (Adam: twice the weights), so a
+    trained model would look about three times larger than the same weights converted to
+    LiteRT; an inference artifact carries the weights only.
+    """
+    model.optimizer = None
+    model.save(path)

@@ -24,12 +24,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from infertune.exceptions import BuildError
 from infertune.hashing import json_sha256, size_bytes
-from infertune.knobs.spec import ArtifactFamily, InferenceConfig, Precision
+from infertune.knobs.spec import ArtifactFamily, Precision
 from infertune.measure.fingerprint import library_versions
 
 #: Bump when the way variants are built changes: older cache entries are then not reused.
-VARIANT_FORMAT = 1
+VARIANT_FORMAT = 2
 
 #: Inputs sampled (evenly) from the calibration data for full-int8 quantization.
 CALIBRATION_SAMPLES = 200
@@ -62,7 +63,11 @@ def build_versions() -> dict[str, str]:
 
 
 def pruned_key(model_sha: str, ratio: float, finetune: dict[str, Any] | None) -> str:
-    """Cache key of a pruned (and maybe fine-tuned) ``.keras`` variant."""
+    """Cache key of a pruned (and maybe fine-tuned) ``.keras`` variant.
+
+    ``finetune`` holds everything that shapes the fine-tuning: data hash and array names,
+    epochs, seed and the task (which picks the loss).
+    """
     return json_sha256(
         {
             "format": VARIANT_FORMAT,
@@ -75,8 +80,11 @@ def pruned_key(model_sha: str, ratio: float, finetune: dict[str, Any] | None) ->
     )
 
 
-def tflite_key(parent_key: str, precision: Precision, calibration_sha: str | None) -> str:
-    """Cache key of a ``.tflite`` variant converted from ``parent_key``'s artifact."""
+def tflite_key(parent_key: str, precision: Precision, calibration: dict[str, Any] | None) -> str:
+    """Cache key of a ``.tflite`` variant converted from ``parent_key``'s artifact.
+
+    ``calibration`` (data hash and input array name) matters for full int8 only.
+    """
     return json_sha256(
         {
             "format": VARIANT_FORMAT,
@@ -84,7 +92,7 @@ def tflite_key(parent_key: str, precision: Precision, calibration_sha: str | Non
             "parent": parent_key,
             "precision": str(precision),
             "calibration": (
-                {"data": calibration_sha, "samples": CALIBRATION_SAMPLES}
+                {**(calibration or {}), "samples": CALIBRATION_SAMPLES}
                 if precision is Precision.INT8
                 else None
             ),
@@ -119,10 +127,14 @@ class VariantCache:
         key: str,
         family: ArtifactFamily,
         artifact_name: str,
-        config: InferenceConfig,
+        facts: dict[str, Any],
         build: BuildFn,
     ) -> Variant:
-        """Return the cached variant for ``key``, building it first if needed."""
+        """Return the cached variant for ``key``, building it first if needed.
+
+        ``facts`` (what the variant is: precision, prune ratio, ...) go into its
+        ``meta.json`` together with what ``build`` returns.
+        """
         found = self.lookup(key, family)
         if found is not None:
             return found
@@ -131,32 +143,37 @@ class VariantCache:
         tmp.mkdir()
         try:
             started = time.monotonic()
-            facts = build(tmp / artifact_name)
+            built = build(tmp / artifact_name)
             build_s = time.monotonic() - started
             meta = {
                 "key": key,
                 "artifact": artifact_name,
                 "family": str(family),
-                "precision": str(config.precision),
-                "prune_ratio": config.prune_ratio,
+                **facts,
                 "build_s": round(build_s, 2),
                 "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "versions": build_versions(),
-                **facts,
+                **built,
             }
             (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
-            try:
-                os.rename(tmp, self.folder(key))
-            except OSError:
-                # Another builder finished the same key first: theirs is just as good.
-                shutil.rmtree(tmp, ignore_errors=True)
-                found = self.lookup(key, family)
-                if found is None:
-                    raise
-                return found
+            final = self.folder(key)
+            for attempt in range(2):
+                try:
+                    os.rename(tmp, final)
+                    break
+                except OSError as exc:
+                    found = self.lookup(key, family)
+                    if found is not None:
+                        # Another builder finished the same key first: theirs is as good.
+                        shutil.rmtree(tmp, ignore_errors=True)
+                        return found
+                    if attempt == 1 or not final.exists():
+                        raise BuildError(
+                            f"Cannot store the built variant in {final}: {exc}"
+                        ) from exc
+                    # An incomplete entry (no valid meta.json): move it aside, try again.
+                    os.rename(final, self.root / f".trash-{uuid.uuid4().hex[:8]}")
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        return Variant(
-            key, family, self.folder(key) / artifact_name, meta, cache_hit=False, build_s=build_s
-        )
+        return Variant(key, family, final / artifact_name, meta, cache_hit=False, build_s=build_s)

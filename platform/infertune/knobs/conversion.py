@@ -15,7 +15,7 @@ import numpy as np
 
 from infertune.exceptions import BuildError
 from infertune.models.inspect import load_keras_model
-from infertune.workers.server import WorkerContext
+from infertune.workers.server import WorkerContext, one_line
 from infertune.workers.tfsetup import import_tensorflow
 
 
@@ -69,9 +69,8 @@ def convert_op(
     try:
         flatbuffer = converter.convert()
     except Exception as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise BuildError(
-            f"LiteRT conversion at precision {precision} failed: {first_line}"
+            f"LiteRT conversion at precision {precision} failed: {one_line(exc)}"
         ) from exc
     tmp = Path(f"{out_path}.tmp{os.getpid()}")
     tmp.write_bytes(flatbuffer)

@@ -20,7 +20,7 @@ import numpy as np
 
 from infertune.exceptions import PruningError
 from infertune.models.inspect import load_keras_model
-from infertune.training import fit
+from infertune.training import fit, save_for_inference
 from infertune.workers.server import WorkerContext
 from infertune.workers.tfsetup import import_tensorflow
 
@@ -187,6 +187,7 @@ def plan(model: Any, ratio: float) -> list[_Step]:
                     "pruning would change it. Use a prune ratio of 0."
                 )
         elif type(layer) is keras.layers.Flatten:
+            _check_channels_last(layer)
             if kept is not None:
                 shape = layer.input.shape
                 positions = int(np.prod(shape[1:-1])) if len(shape) > 2 else 1
@@ -284,5 +285,5 @@ def prune_op(
             x, y = data[x_key].astype(pruned.inputs[0].dtype), data[y_key]
         result["finetune_loss"] = finetune(ctx, pruned, x, y, task, epochs)
         result["finetune_epochs"] = epochs
-    pruned.save(out_path)
+    save_for_inference(pruned, out_path)
     return result

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from infertune.exceptions import ConfigurationError
+from infertune.measure.fingerprint import usable_cores
 
 
 class Runtime(StrEnum):
@@ -75,7 +75,7 @@ class InferenceConfig(BaseModel):
                 f"precision '{self.precision}' needs runtime 'tflite'; runtime "
                 f"'{self.runtime}' runs fp32 only"
             )
-        cores = os.cpu_count() or 1
+        cores = usable_cores()
         if self.threads is not None and self.threads > cores:
             raise ValueError(f"threads={self.threads} exceeds the {cores} cores of this machine")
         return self

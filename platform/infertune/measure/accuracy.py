@@ -75,5 +75,10 @@ def score(
         "reference_mae": None,
     }
     if reference is not None:
-        result["reference_mae"] = float(np.mean(np.abs(predictions - reference)))
+        ref = (
+            reference.reshape(predictions.shape)
+            if reference.size == predictions.size
+            else reference
+        )
+        result["reference_mae"] = float(np.mean(np.abs(predictions - ref)))
     return result

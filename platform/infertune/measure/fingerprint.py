@@ -66,14 +66,19 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
+def usable_cores() -> int:
+    """Cores this process may run on (CPU affinity where the OS tells it)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
 @lru_cache(maxsize=1)
 def fingerprint() -> dict[str, Any]:
     """The host's fingerprint; ``hardware_id`` changes only when the hardware does."""
     model, flags = _cpuinfo()
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        usable = os.cpu_count() or 1
+    usable = usable_cores()
     hardware = {
         "cpu_model": model,
         "cpu_flags": sorted(f for f in flags if f in RELEVANT_FLAGS),

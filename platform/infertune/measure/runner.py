@@ -6,6 +6,7 @@ Runs inside a worker process (see :mod:`infertune.workers`). LiteRT variants are
 
 from __future__ import annotations
 
+import gc
 import os
 import resource
 import time
@@ -16,20 +17,13 @@ from typing import Any
 import numpy as np
 
 from infertune.exceptions import InputError, MeasurementError
+from infertune.measure.fingerprint import usable_cores
 from infertune.measure.stats import summarize
 from infertune.measure.window import MeasurementWindow
-from infertune.workers.server import WorkerContext
+from infertune.workers.server import WorkerContext, one_line
 from infertune.workers.tfsetup import import_tensorflow, worker_threads
 
 Predict = Callable[[np.ndarray], np.ndarray]
-
-
-def all_cores() -> int:
-    """Cores this process may run on (affinity- and cgroup-aware where the OS says)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
 
 
 class LiteRTRunner:
@@ -38,7 +32,7 @@ class LiteRTRunner:
     def __init__(self, path: str, threads: int | None) -> None:
         from ai_edge_litert.interpreter import Interpreter
 
-        self.threads = threads if threads is not None else all_cores()
+        self.threads = threads if threads is not None else usable_cores()
         self._interpreter = Interpreter(model_path=path, num_threads=self.threads)
         inputs = self._interpreter.get_input_details()
         outputs = self._interpreter.get_output_details()
@@ -108,26 +102,41 @@ class TensorFlowRunner:
         """What the runtime really uses."""
         threading = self._tf.config.threading
         return {
-            "intra_op_threads": threading.get_intra_op_parallelism_threads() or all_cores(),
+            "intra_op_threads": threading.get_intra_op_parallelism_threads() or usable_cores(),
             "inter_op_threads": threading.get_inter_op_parallelism_threads() or "default",
             "xla": self.xla,
         }
 
 
-_RUNNERS: dict[tuple[str, str], LiteRTRunner | TensorFlowRunner] = {}
+# The one loaded runner of this worker: a worker keeps a single model in memory, so the
+# peak memory it reports belongs to that model alone.
+_RUNNER: dict[tuple[str, str], LiteRTRunner | TensorFlowRunner] = {}
+# Timing batches prepared at load time (outside the host's timing lock).
+_BATCHES: dict[tuple[str, str, int], list[np.ndarray]] = {}
 
 
 def get_runner(artifact: str, runtime: str) -> LiteRTRunner | TensorFlowRunner:
-    """Load (once per worker) the runner for an artifact and runtime."""
+    """The runner for an artifact and runtime, loading it (and dropping the previous one)."""
     key = (artifact, runtime)
-    if key not in _RUNNERS:
+    if key not in _RUNNER:
+        _RUNNER.clear()
+        gc.collect()
         if runtime == "tflite":
-            _RUNNERS[key] = LiteRTRunner(artifact, worker_threads())
+            _RUNNER[key] = LiteRTRunner(artifact, worker_threads())
         elif runtime in ("tf", "tf_xla"):
-            _RUNNERS[key] = TensorFlowRunner(artifact, xla=runtime == "tf_xla")
+            _RUNNER[key] = TensorFlowRunner(artifact, xla=runtime == "tf_xla")
         else:
             raise InputError(f"Unknown runtime '{runtime}'.")
-    return _RUNNERS[key]
+    return _RUNNER[key]
+
+
+def get_batches(data_path: str, x_key: str, batch_size: int, dtype: Any) -> list[np.ndarray]:
+    """Timing batches for one data file and batch size (kept for the next timing)."""
+    key = (data_path, x_key, batch_size)
+    if key not in _BATCHES:
+        _BATCHES.clear()
+        _BATCHES[key] = _batches(_load_x(data_path, x_key, dtype), batch_size)
+    return _BATCHES[key]
 
 
 def _load_x(data_path: str, x_key: str, dtype: Any) -> np.ndarray:
@@ -136,7 +145,23 @@ def _load_x(data_path: str, x_key: str, dtype: Any) -> np.ndarray:
     return x
 
 
+def _reset_peak_rss() -> bool:
+    """Reset the kernel's peak-RSS mark of this process (Linux >= 4.0)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
 def _peak_rss_mb() -> float:
+    """Peak resident memory since the last reset (else since the process started)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     # ru_maxrss is in KiB on Linux.
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -150,42 +175,67 @@ def time_calls(
     """
     clock = time.perf_counter_ns
     n = len(batches)
+    min_ns, max_ns = window.min_duration_s * 1e9, window.max_duration_s * 1e9
     start = clock()
     calls = 0
     warmup_ns = window.warmup_s * 1e9
-    while calls < window.warmup_calls or clock() - start < warmup_ns:
+    # Warm-up has the same ceiling as the timed loop: a model too slow to warm up within
+    # max_duration_s yields an invalid result, not a killed worker.
+    while (calls < window.warmup_calls or clock() - start < warmup_ns) and (
+        clock() - start < max_ns
+    ):
         predict(batches[calls % n])
         calls += 1
-    min_ns, max_ns = window.min_duration_s * 1e9, window.max_duration_s * 1e9
     latencies: list[int] = []
-    loop_start = clock()
-    elapsed = 0
-    while (len(latencies) < window.min_calls or elapsed < min_ns) and elapsed < max_ns:
-        batch = batches[len(latencies) % n]
-        t0 = clock()
-        predict(batch)
-        t1 = clock()
-        latencies.append(t1 - t0)
-        elapsed = t1 - loop_start
+    # As timeit does: no garbage collection pauses inside timed calls.
+    gc.collect()
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        loop_start = clock()
+        elapsed = 0
+        while (len(latencies) < window.min_calls or elapsed < min_ns) and elapsed < max_ns:
+            batch = batches[len(latencies) % n]
+            t0 = clock()
+            predict(batch)
+            t1 = clock()
+            latencies.append(t1 - t0)
+            elapsed = t1 - loop_start
+    finally:
+        if gc_was_enabled:
+            gc.enable()
     return latencies, elapsed / 1e9
 
 
+#: Memory for the distinct timing batches; at least one batch is always made.
+_BATCH_POOL_BYTES = 64 * 2**20
+
+
 def _batches(x: np.ndarray, batch_size: int, count: int = 8) -> list[np.ndarray]:
-    """A few distinct real batches from the data (cycled during timing)."""
+    """A few distinct real batches from the data (cycled during timing).
+
+    Samples wrap around when the data holds fewer than ``count * batch_size`` of them.
+    """
     if len(x) == 0:
         raise InputError("The evaluation data is empty.")
-    reps = -(-batch_size * count // len(x))
-    pool = np.concatenate([x] * reps) if reps > 1 else x
+    batch_bytes = max(1, x[:1].nbytes * batch_size)
+    count = max(1, min(count, _BATCH_POOL_BYTES // batch_bytes))
     return [
-        np.ascontiguousarray(pool[i * batch_size : (i + 1) * batch_size])
-        for i in range(min(count, len(pool) // batch_size))
+        np.ascontiguousarray(x[np.arange(i * batch_size, (i + 1) * batch_size) % len(x)])
+        for i in range(count)
     ]
 
 
-def load_op(ctx: WorkerContext, artifact: str, runtime: str) -> dict[str, Any]:
-    """Worker operation ``measure.load``: load a variant before the timing lock is taken."""
+def load_op(
+    ctx: WorkerContext, artifact: str, runtime: str, data_path: str, x_key: str, batch_size: int
+) -> dict[str, Any]:
+    """Worker operation ``measure.load``: load a variant and its batches before timing.
+
+    Runs before the caller takes the host's timing lock, so no timing waits on it.
+    """
     started = time.perf_counter()
-    get_runner(artifact, runtime)
+    runner = get_runner(artifact, runtime)
+    get_batches(data_path, x_key, batch_size, runner.input_dtype)
     return {"load_s": round(time.perf_counter() - started, 3)}
 
 
@@ -200,14 +250,16 @@ def latency_op(
 ) -> dict[str, Any]:
     """Worker operation ``measure.latency``: time one variant at one batch size."""
     runner = get_runner(artifact, runtime)
-    batches = _batches(_load_x(data_path, x_key, runner.input_dtype), batch_size)
+    batches = get_batches(data_path, x_key, batch_size, runner.input_dtype)
+    measurement_window = MeasurementWindow(**window)
+    # Peak memory of serving: the loaded model and runtime plus the timed calls, not
+    # whatever this worker did before (e.g. predicting the whole evaluation set).
+    _reset_peak_rss()
     try:
-        latencies, wall_s = time_calls(runner.predict, batches, MeasurementWindow(**window))
+        latencies, wall_s = time_calls(runner.predict, batches, measurement_window)
     except Exception as exc:
-        raise MeasurementError(f"Running the variant failed: {type(exc).__name__}: {exc}") from exc
-    result = summarize(
-        latencies, batch_size=batch_size, wall_s=wall_s, window=MeasurementWindow(**window)
-    )
+        raise MeasurementError(f"Running the variant failed: {one_line(exc)}") from exc
+    result = summarize(latencies, batch_size=batch_size, wall_s=wall_s, window=measurement_window)
     result.update(
         peak_memory_mb=round(_peak_rss_mb(), 1),
         runtime_settings=runner.effective_settings(),
@@ -228,10 +280,15 @@ def predict_op(
     """Worker operation ``model.predict``: predict the whole data set, save it as ``.npy``."""
     runner = get_runner(artifact, runtime)
     x = _load_x(data_path, x_key, runner.input_dtype)
-    outputs = []
-    for start in range(0, len(x), batch_size):
-        outputs.append(np.asarray(runner.predict(x[start : start + batch_size])))
-    predictions = np.concatenate(outputs)
+    try:
+        predictions = np.concatenate(
+            [
+                np.asarray(runner.predict(x[i : i + batch_size]))
+                for i in range(0, len(x), batch_size)
+            ]
+        )
+    except Exception as exc:
+        raise MeasurementError(f"Predicting with the variant failed: {one_line(exc)}") from exc
     tmp = Path(out_path).with_suffix(f".tmp{os.getpid()}.npy")
     np.save(tmp, predictions)
     os.replace(tmp, out_path)

@@ -21,12 +21,12 @@ from typing import Any
 import numpy as np
 
 from infertune.exceptions import InputError
-from infertune.training import fit
+from infertune.training import fit, save_for_inference
 from infertune.workers.server import WorkerContext
 from infertune.workers.tfsetup import import_tensorflow
 
 #: Bump when a demo's architecture, data or training changes: cached copies are rebuilt.
-DEMO_FORMAT = 1
+DEMO_FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -191,7 +191,7 @@ def train_op(ctx: WorkerContext, name: str, out_dir: str, seed: int = 0) -> dict
     _, eval_accuracy = model.evaluate(x_eval, y_eval, verbose=0)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    model.save(out / "model.keras")
+    save_for_inference(model, out / "model.keras")
     np.savez(out / "train.npz", x=x_train, y=y_train)
     np.savez(out / "eval.npz", x=x_eval, y=y_eval)
     info = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from infertune.exceptions import InputError, PruningError
-from infertune.workers.server import WorkerContext
+from infertune.workers.server import WorkerContext, one_line
 from infertune.workers.tfsetup import import_tensorflow
 
 
@@ -21,8 +21,13 @@ def load_keras_model(path: str) -> Any:
     try:
         return keras.saving.load_model(path, safe_mode=True, compile=False)
     except Exception as exc:
-        message = " ".join(str(exc).split())[:300] or type(exc).__name__
-        raise InputError(f"Cannot load the Keras model {path}: {message}") from exc
+        if "safe_mode" in str(exc):
+            raise InputError(
+                f"Cannot load the Keras model {path}: it holds Python code (e.g. a Lambda layer) "
+                "that Keras' safe_mode refuses to load; rebuild it with standard or registered "
+                "layers."
+            ) from exc
+        raise InputError(f"Cannot load the Keras model {path}: {one_line(exc)}") from exc
 
 
 def inspect_model_op(ctx: WorkerContext, path: str, format: str) -> dict[str, Any]:
@@ -33,9 +38,7 @@ def inspect_model_op(ctx: WorkerContext, path: str, format: str) -> dict[str, An
             loaded = tf.saved_model.load(path)
             signature = loaded.signatures["serving_default"]
         except Exception as exc:
-            raise InputError(
-                f"Cannot load the SavedModel {path}: {' '.join(str(exc).split())[:300]}"
-            ) from exc
+            raise InputError(f"Cannot load the SavedModel {path}: {one_line(exc)}") from exc
         inputs = signature.structured_input_signature[1]
         outputs = signature.structured_outputs
         if len(inputs) != 1 or len(outputs) != 1:

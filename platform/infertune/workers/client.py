@@ -168,27 +168,30 @@ class WorkerProcess:
         proc = self._proc
         assert proc is not None and proc.stdin is not None and proc.stdout is not None
         line = json.dumps({"op": op, "params": params or {}}) + "\n"
-        try:
-            proc.stdin.write(line.encode())
-            proc.stdin.flush()
-        except BrokenPipeError:
-            raise self._crashed(op) from None
         deadline = time.monotonic() + timeout
+        answered = False
         try:
+            try:
+                proc.stdin.write(line.encode())
+                proc.stdin.flush()
+            except BrokenPipeError:
+                raise self._crashed(op) from None
             while True:
                 event = self._next_event(op, deadline, timeout)
                 kind = event.get("event")
-                if kind == "result":
+                if kind in ("result", "error"):
+                    answered = True
+                    if kind == "error":
+                        raise self._error_from(op, event)
                     return event.get("result")
-                if kind == "error":
-                    raise self._error_from(op, event)
                 if on_event is not None:
                     on_event(event)
-        except BaseException:
-            # Timeout, crash, Ctrl-C: a worker left mid-request holds unknown state.
-            if not isinstance(sys.exc_info()[1], WorkerError) or not self.alive:
+        finally:
+            # A worker that answered is in a known state and stays; one left mid-request
+            # (timeout, crash, Ctrl-C, a failing event handler) is killed, so the next
+            # request starts a fresh process instead of reading a stale answer.
+            if not answered:
                 self.kill()
-            raise
 
     def _next_event(self, op: str, deadline: float, timeout: float) -> dict[str, Any]:
         proc = self._proc
@@ -211,7 +214,12 @@ class WorkerProcess:
                     raise self._crashed(op)
                 self._buffer += chunk
         raw, self._buffer = self._buffer.split(b"\n", 1)
-        event: dict[str, Any] = json.loads(raw)
+        try:
+            event: dict[str, Any] = json.loads(raw)
+        except json.JSONDecodeError:
+            raise WorkerError(
+                f"The {self.role} worker sent an unreadable answer to '{op}': {raw[:200]!r}"
+            ) from None
         return event
 
     def _crashed(self, op: str) -> WorkerCrashed:

@@ -15,6 +15,8 @@ import importlib
 import json
 import os
 import sys
+import threading
+import time
 import traceback
 from collections.abc import Callable
 from typing import IO, Any
@@ -63,9 +65,21 @@ def ping(ctx: WorkerContext) -> dict[str, Any]:
 
 def sleep(ctx: WorkerContext, seconds: float) -> None:
     """Sleep, for diagnostics and for tests of the hang/kill path."""
-    import time
-
     time.sleep(seconds)
+
+
+_TRACEBACK_MARKERS = ("Traceback", 'File "', "defined at", "Stack trace", "Detected at node")
+
+
+def one_line(exc: BaseException, limit: int = 300) -> str:
+    """An exception as one short line (TensorFlow errors carry whole tracebacks)."""
+    kept = []
+    for line in str(exc).strip().splitlines():
+        if line.lstrip().startswith(_TRACEBACK_MARKERS):
+            break
+        kept.append(line.strip())
+    text = " ".join(" ".join(kept).split())
+    return (text[:limit] + ("…" if len(text) > limit else "")) or type(exc).__name__
 
 
 def _resolve(op: str) -> Callable[..., Any]:
@@ -89,20 +103,34 @@ def serve(requests: IO[str], out: IO[str]) -> None:
             result = _resolve(request["op"])(ctx, **request.get("params", {}))
             ctx.emit({"event": "result", "result": result})
         except InfertuneError as exc:
-            ctx.emit({"event": "error", "type": type(exc).__name__, "message": str(exc)})
+            ctx.emit({"event": "error", "type": type(exc).__name__, "message": one_line(exc)})
         except Exception as exc:
             traceback.print_exc(file=sys.stderr)
             ctx.emit(
                 {
                     "event": "error",
                     "type": "unexpected",
-                    "message": f"{type(exc).__name__}: {exc}".strip(),
+                    "message": f"{type(exc).__name__}: {one_line(exc)}",
                 }
             )
 
 
+def _exit_with_parent() -> None:
+    """End this worker if its caller dies (it runs in its own session, so no signal comes)."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
+
+
 def main() -> None:
     """Entry point of a worker process."""
+    _exit_with_parent()
     # Keep the protocol channel private: fd 1 becomes stderr for everything else.
     protocol_fd = os.dup(1)
     os.dup2(2, 1)

@@ -1,0 +1,69 @@
+"""Load a search-space YAML file; every problem becomes one line naming the file and key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from pydantic import ValidationError
+
+from infertune.exceptions import InputError
+from infertune.space.schema import SearchSpace
+
+#: Folder of the spaces shipped with infertune (``default``, ``quick``, ``tflite-cpu``).
+BUILTIN_DIR = Path(__file__).resolve().parents[3] / "search_spaces"
+
+
+def resolve_space_path(name_or_path: str) -> Path:
+    """A path as given, or the shipped space of that name (``quick`` → quick.yaml)."""
+    path = Path(name_or_path)
+    if path.exists() or path.suffix in (".yaml", ".yml"):
+        return path
+    builtin = BUILTIN_DIR / f"{name_or_path}.yaml"
+    return builtin if builtin.exists() else path
+
+
+def _describe(error: dict[str, object]) -> str:
+    loc = [str(p) for p in error["loc"]]  # type: ignore[attr-defined]
+    # Drop pydantic's union-branch names (e.g. "categorical", "int") from the location.
+    loc = [p for p in loc if p not in ("categorical", "int", "float", "pow2")]
+    where = ".".join(loc) or "(top level)"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        message = "unknown key"
+    return f"{where}: {message}"
+
+
+def load_space(name_or_path: str) -> tuple[SearchSpace, Path]:
+    """Read and validate a search space.
+
+    Raises:
+        InputError: The file is missing, is not YAML, or breaks the schema; the message
+            names the file, the key and what is allowed.
+    """
+    path = resolve_space_path(name_or_path)
+    if not path.is_file():
+        shipped = ", ".join(sorted(p.stem for p in BUILTIN_DIR.glob("*.yaml")))
+        raise InputError(
+            f"Search space {path} does not exist; pass a YAML file or one of the "
+            f"shipped spaces: {shipped}."
+        )
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise InputError(
+            f"Search space {path} is not valid YAML: {' '.join(str(exc).split())}"
+        ) from None
+    if not isinstance(raw, dict):
+        raise InputError(f"Search space {path} must be a mapping with 'knobs' and 'objectives'.")
+    try:
+        space = SearchSpace.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(_describe(e) for e in exc.errors()[:3])  # type: ignore[arg-type]
+        more = f" (and {exc.error_count() - 3} more)" if exc.error_count() > 3 else ""
+        allowed = (
+            "allowed top-level keys: description, knobs, objectives, constraints, "
+            "measurement, finetune_epochs"
+        )
+        raise InputError(f"Search space {path} is invalid: {problems}{more}; {allowed}.") from None
+    return space, path

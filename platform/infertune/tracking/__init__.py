@@ -1,0 +1,1 @@
+"""MLflow tracking: a parent run per study, a child run per trial."""

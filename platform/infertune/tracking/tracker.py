@@ -1,0 +1,150 @@
+"""Record studies and trials in MLflow (batch calls through ``MlflowClient``).
+
+The client is used directly, not ``mlflow.start_run``: no global active-run state, so
+runs stay linked explicitly (``mlflow.parentRunId``) and any thread or process can end them.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from infertune.config import Settings
+from infertune.exceptions import InfertuneError
+
+PARENT_TAG = "mlflow.parentRunId"
+STUDY_TAG = "infertune.study"
+
+
+def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> dict[str, Any]:
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            _flatten(f"{prefix}.{key}" if prefix else str(key), inner, out)
+    else:
+        out[prefix] = value
+    return out
+
+
+class Tracker:
+    """MLflow for one tracking URI (default: SQLite and artifacts inside home)."""
+
+    def __init__(self, settings: Settings) -> None:
+        from mlflow import MlflowClient
+
+        self.settings = settings
+        self.uri = settings.tracking_uri
+        if self.uri.startswith("sqlite:///"):
+            settings.home.mkdir(parents=True, exist_ok=True)
+        try:
+            self.client = MlflowClient(tracking_uri=self.uri)
+        except Exception as exc:  # pragma: no cover - depends on the server
+            raise InfertuneError(f"Cannot open the MLflow store {self.uri}: {exc}") from exc
+
+    def experiment(self, name: str) -> str:
+        """The experiment id for ``name``, created (artifacts inside home) if missing."""
+        found = self.client.get_experiment_by_name(name)
+        if found is not None:
+            return str(found.experiment_id)
+        location = None
+        if not self.uri.startswith(("http://", "https://", "databricks")):
+            location = (self.settings.artifacts_dir / name.replace("/", "_")).resolve().as_uri()
+        try:
+            return str(self.client.create_experiment(name, artifact_location=location))
+        except Exception:
+            # Another worker created it first.
+            found = self.client.get_experiment_by_name(name)
+            if found is None:
+                raise
+            return str(found.experiment_id)
+
+    def start_parent(
+        self,
+        experiment_id: str,
+        study: str,
+        run_id: str | None,
+        params: dict[str, Any],
+        tags: dict[str, str],
+    ) -> str:
+        """Open the study's parent run (reopened on resume)."""
+        if run_id is not None:
+            self.client.update_run(run_id, status="RUNNING")
+            return run_id
+        run = self.client.create_run(experiment_id, run_name=study, tags={STUDY_TAG: study, **tags})
+        self.log(run.info.run_id, params=params)
+        return str(run.info.run_id)
+
+    def start_trial(
+        self,
+        experiment_id: str,
+        parent_run_id: str,
+        study: str,
+        number: int,
+        params: dict[str, Any],
+        tags: dict[str, str],
+    ) -> str:
+        """Open a child run for one trial."""
+        run = self.client.create_run(
+            experiment_id,
+            run_name=f"trial-{number}",
+            tags={
+                PARENT_TAG: parent_run_id,
+                STUDY_TAG: study,
+                "infertune.trial": str(number),
+                **tags,
+            },
+        )
+        self.log(run.info.run_id, params=params)
+        return str(run.info.run_id)
+
+    def log(
+        self,
+        run_id: str,
+        metrics: dict[str, Any] | None = None,
+        params: dict[str, Any] | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> None:
+        """Log in one batch call; ``None`` metrics are skipped, nested dicts flattened."""
+        from mlflow.entities import Metric, Param, RunTag
+
+        now = int(time.time() * 1000)
+        flat_metrics = _flatten("", metrics or {}, {})
+        batch_metrics = [
+            Metric(k, float(v), now, 0)
+            for k, v in flat_metrics.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool)
+        ]
+        batch_params = [Param(k, str(v)) for k, v in _flatten("", params or {}, {}).items()]
+        batch_tags = [RunTag(k, str(v)) for k, v in (tags or {}).items()]
+        if batch_metrics or batch_params or batch_tags:
+            self.client.log_batch(
+                run_id, metrics=batch_metrics, params=batch_params, tags=batch_tags
+            )
+
+    def log_json(self, run_id: str, name: str, value: Any) -> None:
+        """Store a JSON document as an artifact of the run."""
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / name
+            path.write_text(json.dumps(value, indent=2, default=str))
+            self.client.log_artifact(run_id, str(path))
+
+    def log_file(self, run_id: str, path: Path, artifact_path: str) -> None:
+        """Store a file (or a folder's files) as artifacts of the run."""
+        if path.is_dir():
+            self.client.log_artifacts(run_id, str(path), artifact_path)
+        else:
+            self.client.log_artifact(run_id, str(path), artifact_path)
+
+    def end(self, run_id: str, status: str) -> None:
+        """End a run: FINISHED, FAILED or KILLED."""
+        self.client.set_terminated(run_id, status=status)
+
+    def children(self, experiment_id: str, parent_run_id: str) -> list[Any]:
+        """Every child run of a parent run."""
+        return list(
+            self.client.search_runs(
+                [experiment_id], f"tags.`{PARENT_TAG}` = '{parent_run_id}'", max_results=50000
+            )
+        )

@@ -1,0 +1,1 @@
+"""Tuning studies: Optuna searches the knobs, the engine measures, MLflow records."""

@@ -1,0 +1,144 @@
+"""Turn a search space into Optuna suggestions (define-by-run, conditional knobs)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import optuna
+
+from infertune.exceptions import ConfigurationError
+from infertune.knobs.spec import InferenceConfig
+from infertune.space.schema import (
+    Categorical,
+    FloatRange,
+    IntRange,
+    Pow2Range,
+    SearchSpace,
+)
+
+KNOB_ORDER = ("runtime", "precision", "prune_ratio", "batch_size", "threads")
+
+
+#: Optuna parameter name of a power-of-two knob: its exponent is searched, so samplers see
+#: an ordered integer rather than unordered categories.
+def pow2_param(knob: str) -> str:
+    """The Optuna parameter that holds the exponent of a power-of-two knob."""
+    return f"{knob}_log2"
+
+
+def suggest_config(trial: optuna.trial.BaseTrial, space: SearchSpace) -> InferenceConfig:
+    """Sample one configuration; a knob whose ``when`` fails keeps its default."""
+    values: dict[str, Any] = {}
+    for knob in KNOB_ORDER:
+        rng = getattr(space.knobs, knob)
+        if rng is None:
+            continue
+        if rng.when and not all(
+            values.get(other, _default(other)) in allowed for other, allowed in rng.when.items()
+        ):
+            continue
+        if isinstance(rng, Categorical):
+            values[knob] = trial.suggest_categorical(knob, rng.choices)
+        elif isinstance(rng, IntRange):
+            values[knob] = trial.suggest_int(knob, rng.low, rng.resolved_high(), step=rng.step)
+        elif isinstance(rng, FloatRange):
+            values[knob] = trial.suggest_float(knob, rng.low, rng.high, step=rng.step)
+        elif isinstance(rng, Pow2Range):
+            exponent = trial.suggest_int(
+                pow2_param(knob), int(math.log2(rng.low)), int(math.log2(rng.high))
+            )
+            values[knob] = 2**exponent
+    return InferenceConfig.parse(**values)
+
+
+def config_params(config: InferenceConfig, space: SearchSpace) -> dict[str, Any]:
+    """The Optuna parameters that :func:`suggest_config` would sample for ``config``.
+
+    Used to enqueue known configurations (warm starts, the baseline).
+    """
+    params: dict[str, Any] = {}
+    values = config.model_dump(mode="json")
+    for knob in KNOB_ORDER:
+        rng = getattr(space.knobs, knob)
+        if rng is None:
+            continue
+        if rng.when and not all(values[other] in allowed for other, allowed in rng.when.items()):
+            continue
+        if isinstance(rng, Pow2Range):
+            params[pow2_param(knob)] = int(math.log2(values[knob]))
+        else:
+            params[knob] = values[knob]
+    return params
+
+
+def _default(knob: str) -> Any:
+    return InferenceConfig().model_dump(mode="json")[knob]
+
+
+def space_size(space: SearchSpace) -> int:
+    """How many distinct configurations the space holds (conditional knobs counted right)."""
+    combos: list[dict[str, Any]] = [{}]
+    for knob in KNOB_ORDER:
+        rng = getattr(space.knobs, knob)
+        if rng is None:
+            continue
+        options = _options(knob, rng)
+        grown = []
+        for combo in combos:
+            active = not rng.when or all(
+                combo.get(other, _default(other)) in allowed for other, allowed in rng.when.items()
+            )
+            grown += [{**combo, knob: v} for v in options] if active else [combo]
+        combos = grown
+    return len(combos)
+
+
+def _options(knob: str, rng: Any) -> Sequence[Any]:
+    if isinstance(rng, Categorical):
+        return rng.choices
+    if isinstance(rng, IntRange):
+        return range(rng.low, rng.resolved_high() + 1, rng.step)
+    if isinstance(rng, Pow2Range):
+        return rng.values()
+    if rng.step is None:
+        raise ConfigurationError(f"Knob {knob} has no step, so the space is not enumerable.")
+    count = round((rng.high - rng.low) / rng.step) + 1
+    return [round(rng.low + i * rng.step, 10) for i in range(count)]
+
+
+SAMPLERS = ("tpe", "nsga2", "random", "grid")
+
+
+def make_sampler(
+    name: str,
+    seed: int | None,
+    n_trials: int,
+    constraints: Callable[[optuna.trial.FrozenTrial], Sequence[float]],
+    space: SearchSpace,
+) -> optuna.samplers.BaseSampler:
+    """Build a sampler by name; constraint-aware where Optuna supports it.
+
+    TPE is the default: it starts learning after a few random trials, which suits the small
+    budgets that measured trials afford. NSGA-II needs generations of trials to pay off.
+    """
+    if name == "tpe":
+        return optuna.samplers.TPESampler(
+            seed=seed,
+            n_startup_trials=min(10, max(3, n_trials // 3)),
+            constraints_func=constraints,
+            multivariate=True,
+            group=True,
+            warn_independent_sampling=False,
+        )
+    if name == "nsga2":
+        return optuna.samplers.NSGAIISampler(
+            seed=seed, constraints_func=constraints, population_size=max(4, min(50, n_trials // 3))
+        )
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "grid":
+        space_size(space)  # refuses a space without steps
+        return optuna.samplers.BruteForceSampler(seed=seed)
+    raise ConfigurationError(f"Unknown sampler '{name}'; choose one of {', '.join(SAMPLERS)}.")

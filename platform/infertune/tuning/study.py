@@ -1,0 +1,582 @@
+"""Create or resume a study, measure the baseline, run trials, verify the front.
+
+A study is a plain Optuna study (``optuna.load_study`` and optuna-dashboard read it); what
+infertune adds lives in its user attributes under ``infertune.*``: the spec it was created
+with, the baseline figures, the MLflow ids, and the verified front.
+"""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from infertune.config import Settings
+from infertune.engine import SCORE_FIGURES, Engine, Subject
+from infertune.exceptions import ConfigurationError, InfertuneError, InputError, MeasurementError
+from infertune.hashing import json_sha256
+from infertune.knobs.spec import InferenceConfig
+from infertune.measure.fingerprint import fingerprint
+from infertune.measure.window import MeasurementWindow
+from infertune.space.schema import Direction, Figure, SearchSpace, WindowSpec
+from infertune.tracking.tracker import Tracker
+from infertune.tuning.front import ATTR, dominates, pareto_front, study_attr, trial_rows
+from infertune.tuning.sampling import make_sampler, suggest_config
+
+EventHandler = Callable[[dict[str, Any]], None]
+FINISHED_STATES = (
+    optuna.trial.TrialState.COMPLETE,
+    optuna.trial.TrialState.PRUNED,
+    optuna.trial.TrialState.FAIL,
+)
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def storage_url(settings: Settings, storage: str | None) -> str:
+    """The Optuna storage: ``--storage`` or the platform database."""
+    url = storage or settings.database_url
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    return url
+
+
+def check_parallelism(url: str, jobs: int) -> None:
+    """SQLite serves one writer process well; parallel workers need PostgreSQL."""
+    if jobs > 1 and url.startswith("sqlite"):
+        raise ConfigurationError(
+            f"{jobs} parallel workers need a server database, and {url} is SQLite; pass "
+            "--storage postgresql://USER@HOST/DB (or set INFERTUNE_DB_URL), or use --jobs 1."
+        )
+
+
+def window(spec: WindowSpec) -> MeasurementWindow:
+    """A measurement window from its spec."""
+    return MeasurementWindow(
+        warmup_s=spec.warmup_s,
+        min_duration_s=spec.min_duration_s,
+        min_calls=spec.min_calls,
+        max_duration_s=spec.max_duration_s,
+    )
+
+
+def study_spec(subject: Subject, space: SearchSpace) -> dict[str, Any]:
+    """What defines a study's problem: model and data (by content) and the space."""
+    return {
+        "model": subject.label,
+        "model_path": str(subject.source.path),
+        "model_sha256": subject.source.sha256,
+        "data": str(subject.eval_data.path),
+        "data_sha256": subject.eval_data.sha256,
+        "train_data": str(subject.train_data.path) if subject.train_data else None,
+        "train_data_sha256": subject.train_data.sha256 if subject.train_data else None,
+        "x_key": subject.eval_data.x_key,
+        "y_key": subject.eval_data.y_key,
+        "space": space.model_dump(mode="json"),
+    }
+
+
+def _spec_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    keys = ("model_sha256", "data_sha256", "train_data_sha256", "space")
+    names = {
+        "model_sha256": "model",
+        "data_sha256": "evaluation data",
+        "train_data_sha256": "training data",
+        "space": "search space",
+    }
+    return [names[k] for k in keys if old.get(k) != new.get(k)]
+
+
+def open_study(
+    name: str,
+    url: str,
+    spec: dict[str, Any],
+    space: SearchSpace,
+    sampler: optuna.samplers.BaseSampler,
+) -> tuple[optuna.Study, bool]:
+    """Create the study, or resume it if it exists with the same spec.
+
+    Returns the study and whether it already existed.
+    """
+    directions = [
+        optuna.study.StudyDirection.MINIMIZE
+        if d is Direction.MINIMIZE
+        else optuna.study.StudyDirection.MAXIMIZE
+        for d in space.objectives.values()
+    ]
+    spec_hash = json_sha256(spec)
+    try:
+        existing = optuna.load_study(study_name=name, storage=url, sampler=sampler)
+    except KeyError:
+        existing = None
+    if existing is not None:
+        old = study_attr(existing, "spec")
+        if old is None:
+            raise ConfigurationError(
+                f"Study '{name}' exists in {url} but was not created by "
+                "infertune; choose another --study name."
+            )
+        if study_attr(existing, "spec_hash") != spec_hash:
+            differs = ", ".join(_spec_differences(old, spec)) or "settings"
+            raise ConfigurationError(
+                f"Study '{name}' exists with a different {differs}; resume it with the same "
+                "model, data and space, or start a new study with another --study name."
+            )
+        return existing, True
+    study = optuna.create_study(
+        study_name=name, storage=url, sampler=sampler, directions=directions, load_if_exists=True
+    )
+    if study_attr(study, "spec_hash") is None:
+        study.set_user_attr(ATTR + "spec", spec)
+        study.set_user_attr(ATTR + "spec_hash", spec_hash)
+        study.set_user_attr(
+            ATTR + "objectives", {str(k): str(v) for k, v in space.objectives.items()}
+        )
+        study.set_user_attr(ATTR + "fingerprint", fingerprint())
+        study.set_user_attr(ATTR + "created_at", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    return study, False
+
+
+def objectives_of(study: optuna.Study) -> dict[Figure, Direction]:
+    """The study's objectives, in order."""
+    return {Figure(k): Direction(v) for k, v in study_attr(study, "objectives", {}).items()}
+
+
+def constraint_check(
+    space: SearchSpace, baseline: dict[str, Any], figures: dict[str, Any]
+) -> tuple[list[float], list[str]]:
+    """Constraint values (<= 0 satisfied, as Optuna expects) and the violations in words.
+
+    Figures that are not measured yet (latency before timing) count as satisfied.
+    """
+    c = space.constraints
+    values: list[float] = []
+    violations: list[str] = []
+
+    def check(
+        limit: float | None,
+        value: float | None,
+        excess: Callable[[float, float], float],
+        text: Callable[[float, float], str],
+    ) -> None:
+        if limit is None:
+            return
+        amount = 0.0 if value is None else excess(value, limit)
+        values.append(amount)
+        if amount > 0 and value is not None:
+            violations.append(text(value, limit))
+
+    base_acc = baseline.get("accuracy")
+    drop = (
+        None
+        if figures.get("accuracy") is None or base_acc is None
+        else base_acc - figures["accuracy"]
+    )
+    check(
+        c.max_accuracy_drop,
+        drop,
+        lambda v, lim: v - lim,
+        lambda v, lim: f"accuracy drop {v:.4f} > {lim}",
+    )
+    check(
+        c.min_agreement,
+        figures.get("agreement"),
+        lambda v, lim: lim - v,
+        lambda v, lim: f"agreement {v:.4f} < {lim}",
+    )
+    check(
+        c.max_latency_p95_ms,
+        figures.get("latency_p95_ms"),
+        lambda v, lim: v - lim,
+        lambda v, lim: f"p95 {v:.3f} ms > {lim} ms",
+    )
+    check(
+        c.max_model_size_mb,
+        figures.get("model_size_mb"),
+        lambda v, lim: v - lim,
+        lambda v, lim: f"size {v:.3f} MiB > {lim} MiB",
+    )
+    return values, violations
+
+
+def _figures(record: dict[str, Any]) -> dict[str, Any]:
+    return {f.value: record.get(f.value) for f in Figure}
+
+
+class Tuner:
+    """Runs one study: baseline, trials, verification, with MLflow records.
+
+    With ``jobs > 1`` each Optuna thread gets its own engine (its own worker processes), so
+    builds run in parallel; timings still take the host lock one at a time.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        study: optuna.Study,
+        subject: Subject,
+        space: SearchSpace,
+        tracker: Tracker,
+        engine: Engine,
+        on_event: EventHandler | None = None,
+    ) -> None:
+        self.settings = settings
+        self.study = study
+        self.subject = subject
+        self.space = space
+        self.tracker = tracker
+        self.engine = engine
+        self.on_event: EventHandler = on_event or (lambda e: None)
+        self.objectives = objectives_of(study)
+        self.search_window = window(space.measurement.search)
+        self._local = threading.local()
+        self._engines: list[Engine] = []
+        self._lock = threading.Lock()
+        self.experiment_id = ""
+        self.parent_run_id = ""
+
+    # -- set-up --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Open the MLflow experiment and parent run; measure the baseline if needed."""
+        name = self.study.study_name
+        self.experiment_id = study_attr(
+            self.study, "mlflow_experiment_id"
+        ) or self.tracker.experiment(name)
+        spec = study_attr(self.study, "spec")
+        self.parent_run_id = self.tracker.start_parent(
+            self.experiment_id,
+            name,
+            study_attr(self.study, "mlflow_parent_run_id"),
+            params={
+                "model": spec["model"],
+                "space": spec["space"]["knobs"],
+                "objectives": study_attr(self.study, "objectives"),
+            },
+            tags={
+                "infertune.model_sha256": spec["model_sha256"],
+                "infertune.hardware_id": fingerprint()["hardware_id"],
+            },
+        )
+        self.study.set_user_attr(ATTR + "mlflow_experiment_id", self.experiment_id)
+        self.study.set_user_attr(ATTR + "mlflow_parent_run_id", self.parent_run_id)
+        self.baseline()
+
+    def baseline(self) -> dict[str, Any]:
+        """The baseline's figures (tf, fp32, batch 1, default threads), measured once."""
+        stored: dict[str, Any] | None = study_attr(self.study, "baseline")
+        if stored is not None:
+            return stored
+        self.on_event({"event": "step", "task": "measuring the baseline (tf, fp32, batch 1)"})
+        record = self.engine.bench(
+            self.subject, InferenceConfig(), self.search_window, self.space.finetune_epochs
+        )
+        if not record["valid"]:
+            raise MeasurementError(
+                f"The baseline measurement is invalid: {record['invalid_reason']}"
+            )
+        baseline = _figures(record)
+        self.study.set_user_attr(ATTR + "baseline", baseline)
+        self.tracker.log(self.parent_run_id, metrics={"baseline": baseline})
+        self.tracker.log_json(self.parent_run_id, "baseline.json", record)
+        return baseline
+
+    # -- trials --------------------------------------------------------------------------
+
+    def _engine(self) -> Engine:
+        if threading.current_thread() is threading.main_thread():
+            return self.engine
+        engine = getattr(self._local, "engine", None)
+        if engine is None:
+            engine = Engine(self.settings, on_event=self.on_event)
+            self._local.engine = engine
+            with self._lock:
+                self._engines.append(engine)
+        return engine
+
+    def close(self) -> None:
+        """Stop the worker processes of extra threads."""
+        for engine in self._engines:
+            engine.close()
+
+    def objective(self, trial: optuna.Trial) -> list[float]:
+        """Sample, build, score (prune early if accuracy already fails), time, record."""
+        config = suggest_config(trial, self.space)
+        trial.set_user_attr("config", config.model_dump(mode="json"))
+        run_id = self.tracker.start_trial(
+            self.experiment_id,
+            self.parent_run_id,
+            self.study.study_name,
+            trial.number,
+            params=config.model_dump(mode="json"),
+            tags={
+                "optuna.study": self.study.study_name,
+                "optuna.trial": str(trial.number),
+                "infertune.hardware_id": fingerprint()["hardware_id"],
+            },
+        )
+        trial.set_user_attr("mlflow_run_id", run_id)
+        status = "KILLED"
+        try:
+            status = "FAILED"
+            values = self._evaluate_trial(trial, config, run_id)
+            status = "FINISHED"
+            return values
+        except optuna.TrialPruned:
+            status = "KILLED"
+            raise
+        except InfertuneError as exc:
+            trial.set_user_attr("fail_reason", str(exc))
+            self.tracker.log(run_id, tags={"infertune.fail_reason": str(exc)[:5000]})
+            raise
+        finally:
+            self.tracker.log(
+                run_id,
+                tags={
+                    "infertune.trial_state": {
+                        "FINISHED": "COMPLETE",
+                        "FAILED": "FAIL",
+                        "KILLED": "PRUNED",
+                    }[status]
+                },
+            )
+            self.tracker.end(run_id, status)
+
+    def _evaluate_trial(
+        self, trial: optuna.Trial, config: InferenceConfig, run_id: str
+    ) -> list[float]:
+        engine = self._engine()
+        baseline = self.baseline()
+        variant = engine.variant(self.subject, config, self.space.finetune_epochs)
+        trial.set_user_attr("variant_key", variant.key)
+        scores = engine.evaluate(self.subject, variant, config)
+        early = {k: scores[k] for k in SCORE_FIGURES} | {"model_size_mb": variant.size_mb}
+        _, violations = constraint_check(self.space, baseline, early)
+        if violations:
+            # Pruned before the long timing: the accuracy constraint already fails.
+            reason = "; ".join(violations)
+            trial.set_user_attr("pruned_reason", reason)
+            trial.set_user_attr("figures", {k: v for k, v in early.items() if v is not None})
+            self.tracker.log(run_id, metrics=early, tags={"infertune.pruned_reason": reason})
+            raise optuna.TrialPruned(reason)
+        timing = engine.time(self.subject, variant, config, self.search_window)
+        if not timing["valid"]:
+            raise MeasurementError(f"Invalid measurement: {timing['invalid_reason']}")
+        record = engine.record(self.subject, config, variant, timing, scores, self.search_window)
+        figures = _figures(record)
+        constraints, violations = constraint_check(self.space, baseline, figures)
+        speedup = baseline["latency_p95_ms"] / figures["latency_p95_ms"]
+        trial.set_user_attr("figures", figures)
+        trial.set_user_attr("constraints", constraints)
+        trial.set_user_attr("violations", violations)
+        trial.set_user_attr("feasible", not violations)
+        trial.set_user_attr("speedup_p95", speedup)
+        self.tracker.log(
+            run_id,
+            metrics={**figures, "speedup_p95": speedup},
+            tags={"infertune.variant_key": variant.key, "infertune.feasible": str(not violations)},
+        )
+        self.tracker.log_json(run_id, "measurement.json", record)
+        self._log_variant_once(run_id, variant.key, variant.path)
+        missing = [str(f) for f in self.objectives if figures.get(str(f)) is None]
+        if missing:
+            raise MeasurementError(
+                f"Objective(s) {', '.join(missing)} not measured for this "
+                "model (e.g. accuracy of a regression model)."
+            )
+        return [float(figures[str(f)]) for f in self.objectives]
+
+    def _log_variant_once(self, run_id: str, key: str, path: Path) -> None:
+        with self._lock:
+            logged: dict[str, str] = dict(study_attr(self.study, "variant_runs", {}))
+            if key in logged:
+                self.tracker.log(run_id, tags={"infertune.variant_run_id": logged[key]})
+                return
+            self.tracker.log_file(run_id, path, "variant")
+            logged[key] = run_id
+            self.study.set_user_attr(ATTR + "variant_runs", logged)
+
+    def run(
+        self,
+        n_trials: int,
+        timeout: float | None,
+        jobs: int = 1,
+        on_trial: Callable[[optuna.Study, optuna.trial.FrozenTrial], None] | None = None,
+    ) -> int:
+        """Run trials until the study holds ``n_trials`` finished ones (global budget).
+
+        Returns the count of trials this call ran.
+        """
+        finished = len(self.study.get_trials(deepcopy=False, states=FINISHED_STATES))
+        remaining = n_trials - finished
+        if remaining <= 0:
+            return 0
+        callbacks: list[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]] = [
+            optuna.study.MaxTrialsCallback(n_trials, states=FINISHED_STATES)
+        ]
+        if on_trial is not None:
+            callbacks.append(on_trial)
+        before = len(self.study.get_trials(deepcopy=False))
+        self.study.optimize(
+            self.objective,
+            n_trials=remaining,
+            timeout=timeout,
+            n_jobs=jobs,
+            catch=(InfertuneError,),
+            callbacks=callbacks,
+        )
+        return len(self.study.get_trials(deepcopy=False)) - before
+
+    def finish(self, status: str = "FINISHED") -> None:
+        """End the parent run with a summary of the front."""
+        rows = trial_rows(self.study)
+        front = pareto_front(rows, self.objectives)
+        counts = {s: sum(r["state"] == s for r in rows) for s in ("COMPLETE", "PRUNED", "FAIL")}
+        self.tracker.log(
+            self.parent_run_id,
+            metrics={
+                "trials_complete": counts["COMPLETE"],
+                "trials_pruned": counts["PRUNED"],
+                "trials_failed": counts["FAIL"],
+                "front_size": len(front),
+                "best_speedup_p95": max((r["speedup_p95"] for r in front), default=0.0),
+            },
+        )
+        self.tracker.end(self.parent_run_id, status)
+
+
+def build_sampler(
+    name: str, seed: int | None, n_trials: int, space: SearchSpace
+) -> optuna.samplers.BaseSampler:
+    """The named sampler, reading constraint values from the trials' user attributes."""
+
+    def constraints(trial: optuna.trial.FrozenTrial) -> list[float]:
+        values: list[float] = trial.user_attrs.get("constraints", [])
+        return values
+
+    return make_sampler(name, seed, n_trials, constraints, space)
+
+
+def verify_front(
+    engine: Engine,
+    study: optuna.Study,
+    subject: Subject,
+    space: SearchSpace,
+    repeats: int | None = None,
+    on_event: EventHandler | None = None,
+) -> dict[str, Any]:
+    """Re-measure the Pareto candidates longer, interleaved, and keep the robust ones.
+
+    Every candidate is timed ``repeats`` times in rounds (A, B, C, A, B, C, ...), so drifts
+    of a shared machine hit all alike. Each latency figure's median and its spread (the
+    lowest and highest repeat) are stored; a candidate that another dominates by more than
+    the tie margin on the medians is dropped. The result is stored in the study.
+    """
+    report = on_event or (lambda e: None)
+    spec = space.measurement.verify
+    repeats = repeats or spec.repeats
+    objectives = objectives_of(study)
+    candidates = pareto_front(trial_rows(study), objectives)
+    verify_window = window(spec)
+    timings: dict[int, list[dict[str, Any]]] = {c["number"]: [] for c in candidates}
+    variants = {
+        c["number"]: engine.variant(subject, InferenceConfig(**c["config"]), space.finetune_epochs)
+        for c in candidates
+    }
+    done, total = 0, repeats * len(candidates)
+    for _ in range(repeats):
+        for c in candidates:
+            report(
+                {
+                    "event": "progress",
+                    "task": "verifying the front",
+                    "completed": done,
+                    "total": total,
+                }
+            )
+            done += 1
+            result = engine.time(
+                subject, variants[c["number"]], InferenceConfig(**c["config"]), verify_window
+            )
+            if not result["valid"]:
+                raise MeasurementError(
+                    f"Verification of trial {c['number']} is invalid: {result['invalid_reason']}"
+                )
+            timings[c["number"]].append(result)
+    baseline = study_attr(study, "baseline", {})
+    verified = []
+    for c in candidates:
+        runs = timings[c["number"]]
+        figures = dict(c["figures"])
+        spread = {}
+        for key in (
+            "latency_p50_ms",
+            "latency_p90_ms",
+            "latency_p95_ms",
+            "latency_p99_ms",
+            "latency_mean_ms",
+            "throughput_sps",
+            "peak_memory_mb",
+        ):
+            values = [r[key] for r in runs]
+            figures[key] = statistics.median(values)
+            spread[key] = [min(values), max(values)]
+        verified.append(
+            {
+                "number": c["number"],
+                "config": c["config"],
+                "figures": figures,
+                "spread": spread,
+                "search_figures": c["figures"],
+                "speedup_p95": baseline.get("latency_p95_ms", 0) / figures["latency_p95_ms"],
+            }
+        )
+    kept = [
+        v
+        for v in verified
+        if not any(
+            dominates(o["figures"], v["figures"], objectives, spec.tie_margin)
+            for o in verified
+            if o is not v
+        )
+    ]
+    for v in verified:
+        v["kept"] = v in kept
+    payload = {
+        "verified_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "repeats": repeats,
+        "window": verify_window.model_dump(),
+        "tie_margin": spec.tie_margin,
+        "hardware_id": fingerprint()["hardware_id"],
+        "candidates": verified,
+    }
+    study.set_user_attr(ATTR + "verified", payload)
+    return payload
+
+
+def resolve_study_subject(engine: Engine, study: optuna.Study) -> Subject:
+    """Re-open a study's model and data, refusing if their content changed."""
+    spec = study_attr(study, "spec")
+    if spec is None:
+        raise InputError(f"Study '{study.study_name}' was not created by infertune.")
+    subject = engine.resolve(
+        spec["model"],
+        Path(spec["data"]),
+        Path(spec["train_data"]) if spec["train_data"] else None,
+        spec["x_key"],
+        spec["y_key"],
+    )
+    if (
+        subject.source.sha256 != spec["model_sha256"]
+        or subject.eval_data.sha256 != spec["data_sha256"]
+    ):
+        raise InputError(
+            f"The model or data of study '{study.study_name}' changed since it ran "
+            "(content hash differs); verify needs the same files."
+        )
+    return subject
