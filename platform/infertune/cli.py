@@ -280,8 +280,12 @@ def tune(
     ] = None,
     sampler: Annotated[
         str,
-        typer.Option("--sampler", help="tpe, nsga2, random or grid (every configuration once)."),
-    ] = "tpe",
+        typer.Option(
+            "--sampler",
+            help="auto (grid when the trial budget covers the space, else tpe), tpe, nsga2, "
+            "random or grid (every configuration once).",
+        ),
+    ] = "auto",
     seed: Annotated[int | None, typer.Option("--seed", help="Sampler seed.")] = 0,
     storage: StorageOption = None,
     jobs: Annotated[
@@ -312,11 +316,10 @@ def tune(
     from infertune.space import load_space
     from infertune.tracking.tracker import Tracker
     from infertune.tuning import queries
-    from infertune.tuning.sampling import SAMPLERS
+    from infertune.tuning.sampling import SAMPLERS, make_sampler
     from infertune.tuning.study import (
         FINISHED_STATES,
         Tuner,
-        build_sampler,
         check_parallelism,
         open_study,
         storage_url,
@@ -333,7 +336,7 @@ def tune(
     name = study or f"{model.removeprefix('demo:').replace('/', '_')}-{space_path.stem}"
     with Reporter() as reporter, Engine(settings, on_event=reporter) as engine:
         subject = engine.resolve(model, data, train_data, x_key, y_key)
-        the_sampler = build_sampler(sampler, seed, trials, search_space)
+        the_sampler = make_sampler(sampler, seed, trials, search_space)
         opened, resumed = open_study(
             name, url, study_spec(subject, search_space), search_space, the_sampler
         )

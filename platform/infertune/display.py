@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from types import TracebackType
 from typing import Any
 
@@ -18,7 +19,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
-stdout = Console(highlight=False)
+# Piped output (files, CI logs) gets room for the tables instead of rich's 80 columns.
+stdout = Console(highlight=False, width=None if sys.stdout.isatty() else 140)
 stderr = Console(stderr=True, highlight=False)
 
 
@@ -187,17 +189,18 @@ def bench_table(result: dict[str, Any]) -> Table:
     return table
 
 
-def _knobs(config: dict[str, Any] | None) -> list[str]:
+def describe_config(config: dict[str, Any] | None) -> str:
+    """A configuration in a few words; default batch size and threads are left out."""
     if not config:
-        return ["—"] * 5
-    threads = "all" if config["threads"] is None else str(config["threads"])
-    return [
-        config["runtime"],
-        config["precision"],
-        f"{config['prune_ratio']:g}",
-        str(config["batch_size"]),
-        threads,
-    ]
+        return "—"
+    words = f"{config['runtime']} {config['precision']}"
+    if config["prune_ratio"]:
+        words += f", prune {config['prune_ratio']:g}"
+    if config["batch_size"] != 1:
+        words += f", batch {config['batch_size']}"
+    if config["threads"] is not None:
+        words += f", {config['threads']} thr"
+    return words
 
 
 def front_table(front: dict[str, Any]) -> Table:
@@ -208,30 +211,15 @@ def front_table(front: dict[str, Any]) -> Table:
         else "[yellow]not verified[/] (run `infertune verify`)"
     )
     table = Table(title=f"Pareto front — study {front['study']} ({state})", title_justify="left")
-    for name in (
-        "trial",
-        "runtime",
-        "precision",
-        "prune",
-        "batch",
-        "threads",
-        "p50 ms",
-        "p95 ms",
-        "speed-up",
-        "accuracy",
-        "agreement",
-        "MiB",
-    ):
-        table.add_column(name, justify="right" if name not in ("runtime", "precision") else "left")
+    table.add_column("trial", justify="right")
+    table.add_column("configuration")
+    for name in ("p50 ms", "p95 ms (spread)", "speed-up", "accuracy", "agree", "MiB"):
+        table.add_column(name, justify="right")
     base = front["baseline"]
     if base:
         table.add_row(
-            "baseline",
-            "tf",
-            "fp32",
-            "0",
-            "1",
-            "all",
+            "base",
+            "tf fp32 (baseline)",
             _fmt(base["latency_p50_ms"]),
             _fmt(base["latency_p95_ms"]),
             "1.00x",
@@ -248,7 +236,7 @@ def front_table(front: dict[str, Any]) -> Table:
             p95 += f" [dim]({lo:.2f}-{hi:.2f})[/]"
         table.add_row(
             str(point["number"]),
-            *_knobs(point["config"]),
+            describe_config(point["config"]),
             _fmt(fig["latency_p50_ms"]),
             p95,
             _fmt(point["speedup_p95"], 2, "x"),
@@ -260,22 +248,10 @@ def front_table(front: dict[str, Any]) -> Table:
 
 
 def trials_table(study_name: str, rows: list[dict[str, Any]]) -> Table:
-    """Every trial of a study."""
+    """Every trial of a study; failed, pruned and infeasible ones dimmed, with the reason."""
     table = Table(title=f"Trials — study {study_name}", title_justify="left")
-    for name in (
-        "trial",
-        "state",
-        "runtime",
-        "precision",
-        "prune",
-        "batch",
-        "threads",
-        "p95 ms",
-        "speed-up",
-        "accuracy",
-        "note",
-    ):
-        table.add_column(name)
+    for name in ("trial", "state", "configuration", "p95 ms", "speed-up", "accuracy", "note"):
+        table.add_column(name, justify="right" if name in ("trial", "p95 ms") else "left")
     for row in rows:
         fig = row["figures"] or {}
         note = row["fail_reason"] or row["pruned_reason"] or "; ".join(row["violations"] or [])
@@ -283,11 +259,11 @@ def trials_table(study_name: str, rows: list[dict[str, Any]]) -> Table:
         table.add_row(
             str(row["number"]),
             row["state"],
-            *_knobs(row["config"]),
+            describe_config(row["config"]),
             _fmt(fig.get("latency_p95_ms")),
             _fmt(row["speedup_p95"], 2, "x"),
             _fmt(fig.get("accuracy"), 4),
-            note[:80],
+            note,
             style=style,
         )
     return table

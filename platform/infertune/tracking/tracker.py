@@ -7,6 +7,7 @@ runs stay linked explicitly (``mlflow.parentRunId``) and any thread or process c
 from __future__ import annotations
 
 import json
+import logging
 import tempfile
 import time
 from pathlib import Path
@@ -34,6 +35,9 @@ class Tracker:
     def __init__(self, settings: Settings) -> None:
         from mlflow import MlflowClient
 
+        # MLflow and its migrations log at INFO on first use of a store; keep the CLI quiet.
+        for name in ("mlflow", "alembic"):
+            logging.getLogger(name).setLevel(logging.WARNING)
         self.settings = settings
         self.uri = settings.tracking_uri
         if self.uri.startswith("sqlite:///"):

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Sequence
 from typing import Any
 
 import optuna
@@ -108,37 +109,41 @@ def _options(knob: str, rng: Any) -> Sequence[Any]:
     return [round(rng.low + i * rng.step, 10) for i in range(count)]
 
 
-SAMPLERS = ("tpe", "nsga2", "random", "grid")
+SAMPLERS = ("auto", "tpe", "nsga2", "random", "grid")
 
 
 def make_sampler(
-    name: str,
-    seed: int | None,
-    n_trials: int,
-    constraints: Callable[[optuna.trial.FrozenTrial], Sequence[float]],
-    space: SearchSpace,
+    name: str, seed: int | None, n_trials: int, space: SearchSpace
 ) -> optuna.samplers.BaseSampler:
-    """Build a sampler by name; constraint-aware where Optuna supports it.
+    """Build a sampler by name.
 
-    TPE is the default: it starts learning after a few random trials, which suits the small
-    budgets that measured trials afford. NSGA-II needs generations of trials to pay off.
+    ``auto`` measures every configuration (grid) when the space is enumerable and the
+    budget covers it, since nothing beats the exhaustive front; otherwise it is TPE.
+
+    TPE is the default (as in Optuna 5 for several objectives): it starts learning after a
+    few random trials, which suits the small budgets that measured trials afford; NSGA-II
+    needs generations of trials to pay off. Constraints reach TPE and NSGA-II through
+    ``trial.set_constraint`` in the objective.
     """
+    if name == "auto":
+        try:
+            enumerable = space_size(space) <= n_trials
+        except ConfigurationError:
+            enumerable = False
+        name = "grid" if enumerable else "tpe"
     if name == "tpe":
         return optuna.samplers.TPESampler(
-            seed=seed,
-            n_startup_trials=min(10, max(3, n_trials // 3)),
-            constraints_func=constraints,
-            multivariate=True,
-            group=True,
-            warn_independent_sampling=False,
+            seed=seed, n_startup_trials=min(10, max(3, n_trials // 3))
         )
     if name == "nsga2":
         return optuna.samplers.NSGAIISampler(
-            seed=seed, constraints_func=constraints, population_size=max(4, min(50, n_trials // 3))
+            seed=seed, population_size=max(4, min(50, n_trials // 3))
         )
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "grid":
         space_size(space)  # refuses a space without steps
-        return optuna.samplers.BruteForceSampler(seed=seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.samplers.BruteForceSampler(seed=seed)
     raise ConfigurationError(f"Unknown sampler '{name}'; choose one of {', '.join(SAMPLERS)}.")

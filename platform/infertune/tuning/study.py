@@ -26,7 +26,7 @@ from infertune.measure.window import MeasurementWindow
 from infertune.space.schema import Direction, Figure, SearchSpace, WindowSpec
 from infertune.tracking.tracker import Tracker
 from infertune.tuning.front import ATTR, dominates, pareto_front, study_attr, trial_rows
-from infertune.tuning.sampling import make_sampler, suggest_config
+from infertune.tuning.sampling import suggest_config
 
 EventHandler = Callable[[dict[str, Any]], None]
 FINISHED_STATES = (
@@ -147,61 +147,38 @@ def objectives_of(study: optuna.Study) -> dict[Figure, Direction]:
     return {Figure(k): Direction(v) for k, v in study_attr(study, "objectives", {}).items()}
 
 
+#: (figure, constraint field, sign, violation text): sign +1 keeps the figure below the
+#: limit, -1 above it.
+_CONSTRAINTS = (
+    ("accuracy_drop", "max_accuracy_drop", 1, "accuracy drop {v:.4f} > {lim}"),
+    ("agreement", "min_agreement", -1, "agreement {v:.4f} < {lim}"),
+    ("latency_p95_ms", "max_latency_p95_ms", 1, "p95 {v:.3f} ms > {lim} ms"),
+    ("model_size_mb", "max_model_size_mb", 1, "size {v:.3f} MiB > {lim} MiB"),
+)
+
+
 def constraint_check(
     space: SearchSpace, baseline: dict[str, Any], figures: dict[str, Any]
-) -> tuple[list[float], list[str]]:
-    """Constraint values (<= 0 satisfied, as Optuna expects) and the violations in words.
+) -> tuple[dict[str, float], list[str]]:
+    """Constraint values by name (<= 0 satisfied, as Optuna expects), violations in words.
 
-    Figures that are not measured yet (latency before timing) count as satisfied.
+    Figures not measured yet (latency before timing) count as satisfied. The accuracy drop
+    is absolute, against the baseline's accuracy.
     """
-    c = space.constraints
-    values: list[float] = []
+    values = dict(figures)
+    if figures.get("accuracy") is not None and baseline.get("accuracy") is not None:
+        values["accuracy_drop"] = baseline["accuracy"] - figures["accuracy"]
+    excesses: dict[str, float] = {}
     violations: list[str] = []
-
-    def check(
-        limit: float | None,
-        value: float | None,
-        excess: Callable[[float, float], float],
-        text: Callable[[float, float], str],
-    ) -> None:
+    for name, field, sign, text in _CONSTRAINTS:
+        limit = getattr(space.constraints, field)
         if limit is None:
-            return
-        amount = 0.0 if value is None else excess(value, limit)
-        values.append(amount)
-        if amount > 0 and value is not None:
-            violations.append(text(value, limit))
-
-    base_acc = baseline.get("accuracy")
-    drop = (
-        None
-        if figures.get("accuracy") is None or base_acc is None
-        else base_acc - figures["accuracy"]
-    )
-    check(
-        c.max_accuracy_drop,
-        drop,
-        lambda v, lim: v - lim,
-        lambda v, lim: f"accuracy drop {v:.4f} > {lim}",
-    )
-    check(
-        c.min_agreement,
-        figures.get("agreement"),
-        lambda v, lim: lim - v,
-        lambda v, lim: f"agreement {v:.4f} < {lim}",
-    )
-    check(
-        c.max_latency_p95_ms,
-        figures.get("latency_p95_ms"),
-        lambda v, lim: v - lim,
-        lambda v, lim: f"p95 {v:.3f} ms > {lim} ms",
-    )
-    check(
-        c.max_model_size_mb,
-        figures.get("model_size_mb"),
-        lambda v, lim: v - lim,
-        lambda v, lim: f"size {v:.3f} MiB > {lim} MiB",
-    )
-    return values, violations
+            continue
+        value = values.get(name)
+        excesses[name] = 0.0 if value is None else sign * (value - limit)
+        if excesses[name] > 0:
+            violations.append(text.format(v=value, lim=limit))
+    return excesses, violations
 
 
 def _figures(record: dict[str, Any]) -> dict[str, Any]:
@@ -321,13 +298,13 @@ class Tuner:
             },
         )
         trial.set_user_attr("mlflow_run_id", run_id)
-        status = "KILLED"
+        status = "FAILED"
         try:
-            status = "FAILED"
             values = self._evaluate_trial(trial, config, run_id)
             status = "FINISHED"
             return values
-        except optuna.TrialPruned:
+        except (optuna.TrialPruned, KeyboardInterrupt):
+            # Pruned (stopped early) or interrupted by the user: KILLED in MLflow terms.
             status = "KILLED"
             raise
         except InfertuneError as exc:
@@ -352,6 +329,20 @@ class Tuner:
     ) -> list[float]:
         engine = self._engine()
         baseline = self.baseline()
+        earlier = self._same_config(trial, config)
+        if earlier is not None:
+            # A sampler may propose a configuration again; its figures are known.
+            for key in ("figures", "feasible", "violations", "speedup_p95", "variant_key"):
+                trial.set_user_attr(key, earlier.user_attrs.get(key))
+            trial.set_user_attr("duplicate_of", earlier.number)
+            for name, value in (earlier.constraints or {}).items():
+                trial.set_constraint(name, value)
+            self.tracker.log(
+                run_id,
+                metrics=earlier.user_attrs["figures"],
+                tags={"infertune.duplicate_of": str(earlier.number)},
+            )
+            return list(earlier.values)
         variant = engine.variant(self.subject, config, self.space.finetune_epochs)
         trial.set_user_attr("variant_key", variant.key)
         scores = engine.evaluate(self.subject, variant, config)
@@ -372,7 +363,8 @@ class Tuner:
         constraints, violations = constraint_check(self.space, baseline, figures)
         speedup = baseline["latency_p95_ms"] / figures["latency_p95_ms"]
         trial.set_user_attr("figures", figures)
-        trial.set_user_attr("constraints", constraints)
+        for name, value in constraints.items():
+            trial.set_constraint(name, value)
         trial.set_user_attr("violations", violations)
         trial.set_user_attr("feasible", not violations)
         trial.set_user_attr("speedup_p95", speedup)
@@ -390,6 +382,17 @@ class Tuner:
                 "model (e.g. accuracy of a regression model)."
             )
         return [float(figures[str(f)]) for f in self.objectives]
+
+    def _same_config(
+        self, trial: optuna.Trial, config: InferenceConfig
+    ) -> optuna.trial.FrozenTrial | None:
+        wanted = config.model_dump(mode="json")
+        for other in self.study.get_trials(
+            deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)
+        ):
+            if other.number != trial.number and other.user_attrs.get("config") == wanted:
+                return other
+        return None
 
     def _log_variant_once(self, run_id: str, key: str, path: Path) -> None:
         with self._lock:
@@ -448,18 +451,6 @@ class Tuner:
             },
         )
         self.tracker.end(self.parent_run_id, status)
-
-
-def build_sampler(
-    name: str, seed: int | None, n_trials: int, space: SearchSpace
-) -> optuna.samplers.BaseSampler:
-    """The named sampler, reading constraint values from the trials' user attributes."""
-
-    def constraints(trial: optuna.trial.FrozenTrial) -> list[float]:
-        values: list[float] = trial.user_attrs.get("constraints", [])
-        return values
-
-    return make_sampler(name, seed, n_trials, constraints, space)
 
 
 def verify_front(

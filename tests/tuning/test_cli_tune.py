@@ -1,0 +1,81 @@
+"""`infertune tune` and the read commands as a user runs them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from infertune.config import Settings
+from infertune.engine import Subject
+
+from ..test_cli import _one_error_line, run
+
+SPACE = """
+knobs:
+  runtime: {type: categorical, choices: [tf, tflite]}
+  precision: {type: categorical, choices: [fp32, fp16], when: {runtime: [tflite]}}
+objectives: {latency_p95_ms: minimize, model_size_mb: minimize}
+measurement:
+  search: {warmup_s: 0.05, min_duration_s: 0.1, min_calls: 10}
+  verify: {warmup_s: 0.05, min_duration_s: 0.1, min_calls: 20, repeats: 2}
+"""
+
+
+def test_tune_then_read_the_study(settings: Settings, cnn: Subject, tmp_path: Path) -> None:
+    space = tmp_path / "tiny.yaml"
+    space.write_text(SPACE)
+    proc = run(
+        "tune",
+        "demo:digits-cnn",
+        "--space",
+        str(space),
+        "--study",
+        "cli-study",
+        "--trials",
+        "3",
+        "--sampler",
+        "grid",
+        "--json",
+        home=settings.home,
+    )
+    assert proc.returncode == 0, proc.stderr
+    front = json.loads(proc.stdout)
+    assert front["verified"] is True and front["points"]
+    assert front["baseline"]["latency_p95_ms"] > 0
+    studies = json.loads(run("studies", "--json", home=settings.home).stdout)
+    (mine,) = [s for s in studies if s["study"] == "cli-study"]
+    assert mine["trials"]["COMPLETE"] == 3 and mine["verified"]
+    shown = json.loads(run("show", "cli-study", "--json", home=settings.home).stdout)
+    assert [t["number"] for t in shown["trials"]] == [0, 1, 2]
+    again = json.loads(run("front", "cli-study", "--json", home=settings.home).stdout)
+    assert again["points"] == front["points"]
+    table = run("front", "cli-study", home=settings.home)
+    assert "Pareto front" in table.stdout and "tf fp32 (baseline)" in table.stdout
+    # Resuming with the budget already spent runs nothing new.
+    proc = run(
+        "tune",
+        "demo:digits-cnn",
+        "--space",
+        str(space),
+        "--study",
+        "cli-study",
+        "--trials",
+        "3",
+        "--no-verify",
+        "--json",
+        home=settings.home,
+    )
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_tune_input_errors(settings: Settings, tmp_path: Path) -> None:
+    assert "need a server database" in _one_error_line(
+        run("tune", "demo:digits-cnn", "--jobs", "2", home=settings.home)
+    )
+    assert "Unknown sampler 'annealing'" in _one_error_line(
+        run("tune", "demo:digits-cnn", "--sampler", "annealing", home=settings.home)
+    )
+    assert "shipped spaces: default, quick, tflite-cpu" in _one_error_line(
+        run("tune", "demo:digits-cnn", "--space", "missing", home=settings.home)
+    )
+    assert "No study named 'nope'" in _one_error_line(run("front", "nope", home=settings.home))

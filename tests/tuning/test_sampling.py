@@ -1,0 +1,60 @@
+import optuna
+
+from infertune.knobs.spec import InferenceConfig
+from infertune.space.loader import load_space
+from infertune.space.schema import SearchSpace
+from infertune.tuning.sampling import config_params, space_size, suggest_config
+
+
+def _space(**knobs: object) -> SearchSpace:
+    return SearchSpace.model_validate(
+        {"knobs": knobs, "objectives": {"latency_p95_ms": "minimize"}}
+    )
+
+
+def test_conditional_knob_is_sampled_only_when_its_condition_holds() -> None:
+    space, _ = load_space("quick")
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    seen = set()
+    for _ in range(60):
+        trial = study.ask()
+        config = suggest_config(trial, space)
+        seen.add((config.runtime.value, config.precision.value))
+        if config.runtime == "tf":
+            assert "precision" not in trial.params and config.precision == "fp32"
+        else:
+            assert "precision" in trial.params
+        study.tell(trial, 0.0)
+    assert ("tf", "fp32") in seen and ("tflite", "int8") in seen
+    assert not any(r == "tf" and p != "fp32" for r, p in seen)
+
+
+def test_space_size_counts_conditional_branches() -> None:
+    space, _ = load_space("quick")
+    # tf: 3 prune ratios; tflite: 4 precisions x 3 prune ratios
+    assert space_size(space) == 3 + 12
+
+
+def test_pow2_knob_and_params_round_trip() -> None:
+    space = _space(
+        runtime={"type": "categorical", "choices": ["tflite"]},
+        batch_size={"type": "pow2", "low": 2, "high": 16},
+        threads={"type": "int", "low": 1, "high": 1},
+    )
+    assert space_size(space) == 4
+    config = InferenceConfig.parse(runtime="tflite", batch_size=8, threads=1)
+    params = config_params(config, space)
+    assert params == {"runtime": "tflite", "batch_size_log2": 3, "threads": 1}
+    study = optuna.create_study()
+    study.enqueue_trial(params)
+    assert suggest_config(study.ask(), space) == config
+
+
+def test_grid_covers_every_configuration_once() -> None:
+    space, _ = load_space("quick")
+    study = optuna.create_study(sampler=optuna.samplers.BruteForceSampler(seed=0))
+    configs = []
+    study.optimize(
+        lambda t: configs.append(suggest_config(t, space)) or 0.0, n_trials=space_size(space) + 5
+    )
+    assert len(configs) == len(set(configs)) == space_size(space)
