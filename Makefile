@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 .PHONY: demo test test-fast lint typecheck check clean-home help
 
 help:
-	@echo "make demo       create .venv, install, bench the demo model (baseline vs LiteRT int8)"
+	@echo "make demo       create .venv, install, tune the demo model and print the verified front"
 	@echo "make test       create .venv, install, run lint, type checks and the whole test suite"
 	@echo "make test-fast  the test suite without the slow tests"
 
@@ -18,9 +18,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/infertune bench demo:digits-midcnn --runtime tf --precision fp32
-	$(BIN)/infertune bench demo:digits-midcnn --runtime tflite --precision int8
-	$(BIN)/infertune bench demo:digits-midcnn --runtime tflite --precision int8 --prune-ratio 0.5
+	$(BIN)/infertune tune demo:digits-midcnn --space quick --trials 15
 
 lint: $(STAMP)
 	$(BIN)/ruff check platform tests benchmarks

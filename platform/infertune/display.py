@@ -21,7 +21,7 @@ from rich.table import Table
 
 # Piped output (files, CI logs) gets room for the tables instead of rich's 80 columns.
 stdout = Console(highlight=False, width=None if sys.stdout.isatty() else 140)
-stderr = Console(stderr=True, highlight=False)
+stderr = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 140)
 
 
 class Reporter:
@@ -69,10 +69,7 @@ class Reporter:
             self._progress.update(task, completed=state["done"])
             attrs = trial.user_attrs
             fig = attrs.get("figures") or {}
-            config = attrs.get("config") or {}
-            knobs = "/".join(
-                str(config.get(k)) for k in ("runtime", "precision", "prune_ratio", "batch_size")
-            )
+            knobs = describe_config(attrs.get("config"))
             if trial.state.name == "COMPLETE":
                 tail = (
                     f"p95 {fig['latency_p95_ms']:.3f} ms "
@@ -82,8 +79,10 @@ class Reporter:
                 )
             else:
                 tail = attrs.get("fail_reason") or attrs.get("pruned_reason") or ""
+            if attrs.get("duplicate_of") is not None:
+                tail += f" (same as trial {attrs['duplicate_of']}, not measured again)"
             self._progress.console.print(
-                f"trial {trial.number:>3} {trial.state.name:<8} {knobs:<32} {tail}"
+                f"trial {trial.number:>3} {trial.state.name:<8} {knobs:<34} {tail}"
             )
 
         return on_trial

@@ -432,16 +432,18 @@ class Engine:
             "data_path": str(subject.eval_data.path),
             "x_key": subject.eval_data.x_key,
         }
-        self._step("loading the variant")
+        self._step(f"timing {config.label()}")
         loaded = worker.call(
             "measure.load",
             params,
             timeout=LOAD_TIMEOUT,
             on_event=self.on_event,
         )
-        self._step("waiting for the host's timing lock")
-        with host_timing_lock() as waited:
-            self._step(f"timing ({config.label()})")
+
+        def waiting() -> None:
+            self._step(f"timing {config.label()}: waiting for another timing on this host")
+
+        with host_timing_lock(on_wait=waiting) as waited:
             result: dict[str, Any] = worker.call(
                 "measure.latency",
                 {**params, "window": window.model_dump()},

@@ -6,7 +6,7 @@ import fcntl
 import os
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -18,8 +18,10 @@ def lock_path() -> Path:
 
 
 @contextmanager
-def host_timing_lock() -> Iterator[float]:
+def host_timing_lock(on_wait: Callable[[], None] | None = None) -> Iterator[float]:
     """Hold the host's timing lock; yields the seconds spent waiting for it.
+
+    ``on_wait`` is called once if another process holds the lock (to tell the user).
 
     An ``flock`` is released by the kernel when its holder dies, so a killed measurement
     never leaves the host locked.
@@ -28,7 +30,12 @@ def host_timing_lock() -> Iterator[float]:
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
     try:
         started = time.monotonic()
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if on_wait is not None:
+                on_wait()
+            fcntl.flock(fd, fcntl.LOCK_EX)
         yield time.monotonic() - started
     finally:
         fcntl.flock(fd, fcntl.LOCK_UN)
