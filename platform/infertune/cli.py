@@ -83,35 +83,43 @@ def _global_options(
     _State.settings = load_settings(home=home, db_url=db_url, mlflow_tracking_uri=mlflow_uri)
 
 
+# Inputs shared by the commands that take a model.
+ModelArgument = Annotated[
+    str,
+    typer.Argument(
+        help="A .keras file, a SavedModel folder, or a built-in demo: demo:digits-cnn, "
+        "demo:digits-midcnn.",
+        show_default=False,
+    ),
+]
+DataOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--data",
+        help="Evaluation set (.npz with arrays x and y). Demo models bring their own.",
+        show_default=False,
+    ),
+]
+TrainDataOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--train-data",
+        help="Training set (.npz): fine-tuning after pruning and int8 calibration. Without "
+        "it, pruned models are not fine-tuned and calibration uses evaluation samples.",
+        show_default=False,
+    ),
+]
+XKeyOption = Annotated[str, typer.Option("--x-key", help="Name of the input array.")]
+YKeyOption = Annotated[str, typer.Option("--y-key", help="Name of the target array.")]
+
+
 @app.command()
 def bench(
-    model: Annotated[
-        str,
-        typer.Argument(
-            help="A .keras file, a SavedModel folder, or a built-in demo: demo:digits-cnn, "
-            "demo:digits-midcnn.",
-            show_default=False,
-        ),
-    ],
-    data: Annotated[
-        Path | None,
-        typer.Option(
-            "--data",
-            help="Evaluation set (.npz with arrays x and y). Demo models bring their own.",
-            show_default=False,
-        ),
-    ] = None,
-    train_data: Annotated[
-        Path | None,
-        typer.Option(
-            "--train-data",
-            help="Training set (.npz): fine-tuning after pruning and int8 "
-            "calibration. Without it, calibration uses evaluation samples.",
-            show_default=False,
-        ),
-    ] = None,
-    x_key: Annotated[str, typer.Option("--x-key", help="Name of the input array.")] = "x",
-    y_key: Annotated[str, typer.Option("--y-key", help="Name of the target array.")] = "y",
+    model: ModelArgument,
+    data: DataOption = None,
+    train_data: TrainDataOption = None,
+    x_key: XKeyOption = "x",
+    y_key: YKeyOption = "y",
     runtime: Annotated[
         str,
         typer.Option(
@@ -225,31 +233,11 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object.
 
 @app.command()
 def tune(
-    model: Annotated[
-        str,
-        typer.Argument(
-            help="A .keras file, a SavedModel folder, or demo:digits-cnn / demo:digits-midcnn.",
-            show_default=False,
-        ),
-    ],
-    data: Annotated[
-        Path | None,
-        typer.Option(
-            "--data",
-            help="Evaluation set (.npz with x and y). Demo models bring their own.",
-            show_default=False,
-        ),
-    ] = None,
-    train_data: Annotated[
-        Path | None,
-        typer.Option(
-            "--train-data",
-            help="Training set (.npz) for fine-tuning after pruning and int8 calibration.",
-            show_default=False,
-        ),
-    ] = None,
-    x_key: Annotated[str, typer.Option("--x-key", help="Name of the input array.")] = "x",
-    y_key: Annotated[str, typer.Option("--y-key", help="Name of the target array.")] = "y",
+    model: ModelArgument,
+    data: DataOption = None,
+    train_data: TrainDataOption = None,
+    x_key: XKeyOption = "x",
+    y_key: YKeyOption = "y",
     space: Annotated[
         str,
         typer.Option(

@@ -24,7 +24,7 @@ measurement:
 def test_tune_then_read_the_study(settings: Settings, cnn: Subject, tmp_path: Path) -> None:
     space = tmp_path / "tiny.yaml"
     space.write_text(SPACE)
-    proc = run(
+    tune = (
         "tune",
         "demo:digits-cnn",
         "--space",
@@ -33,11 +33,9 @@ def test_tune_then_read_the_study(settings: Settings, cnn: Subject, tmp_path: Pa
         "cli-study",
         "--trials",
         "3",
-        "--sampler",
-        "grid",
         "--json",
-        home=settings.home,
     )
+    proc = run(*tune, "--sampler", "grid", home=settings.home)
     assert proc.returncode == 0, proc.stderr
     front = json.loads(proc.stdout)
     assert front["verified"] is True and front["points"]
@@ -52,19 +50,7 @@ def test_tune_then_read_the_study(settings: Settings, cnn: Subject, tmp_path: Pa
     table = run("front", "cli-study", home=settings.home)
     assert "Pareto front" in table.stdout and "tf fp32 (baseline)" in table.stdout
     # Resuming with the budget already spent runs nothing new.
-    proc = run(
-        "tune",
-        "demo:digits-cnn",
-        "--space",
-        str(space),
-        "--study",
-        "cli-study",
-        "--trials",
-        "3",
-        "--no-verify",
-        "--json",
-        home=settings.home,
-    )
+    proc = run(*tune, "--no-verify", home=settings.home)
     assert proc.returncode == 0, proc.stderr
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import optuna
 
 from infertune.config import Settings
-from infertune.engine import SCORE_FIGURES, Engine, Subject
+from infertune.engine import SCORE_FIGURES, TIMING_FIGURES, Engine, Subject
 from infertune.exceptions import ConfigurationError, InfertuneError, InputError, MeasurementError
 from infertune.hashing import json_sha256
 from infertune.knobs.spec import InferenceConfig
@@ -505,15 +505,7 @@ def verify_front(
         runs = timings[c["number"]]
         figures = dict(c["figures"])
         spread = {}
-        for key in (
-            "latency_p50_ms",
-            "latency_p90_ms",
-            "latency_p95_ms",
-            "latency_p99_ms",
-            "latency_mean_ms",
-            "throughput_sps",
-            "peak_memory_mb",
-        ):
+        for key in (*TIMING_FIGURES, "peak_memory_mb"):
             values = [r[key] for r in runs]
             figures[key] = statistics.median(values)
             spread[key] = [min(values), max(values)]
