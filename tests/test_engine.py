@@ -46,6 +46,11 @@ def test_baseline_bench_is_valid_and_matches_the_reference(engine: Engine, cnn: 
     assert result["measurement"]["timed_calls"] >= QUICK.min_calls
     assert result["model_size_mb"] > 0 and result["peak_memory_mb"] > 0
     assert len(result["fingerprint"]["hardware_id"]) == 12
+    # Conv 32x32x(3*3*1*16) + conv 16x16x(3*3*16*32) + dense 2048x64 + dense 64x10
+    assert result["macs"] == 1024 * 144 + 256 * 4608 + 2048 * 64 + 640
+    assert result["gflops"] == pytest.approx(
+        2 * result["macs"] / (result["latency_mean_ms"] / 1e3) / 1e9
+    )
 
 
 def test_precision_changes_the_artifact(engine: Engine, cnn: Subject) -> None:

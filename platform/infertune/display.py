@@ -159,6 +159,14 @@ def bench_table(result: dict[str, Any]) -> Table:
         table.add_row("MAE", _fmt(result["mae"], 5))
         table.add_row("MAE vs fp32 model", _fmt(result["reference_mae"], 5))
     table.add_row("model size", f"{result['model_size_mb']:.3f} MiB")
+    if result.get("gflops") is not None:
+        share = (
+            "" if result["peak_pct"] is None else f" = {result['peak_pct']:.1f}% of nominal peak"
+        )
+        table.add_row(
+            "compute",
+            f"{result['macs'] / 1e6:.1f}M MACs/sample · {result['gflops']:.1f} GFLOP/s{share}",
+        )
     table.add_row("peak memory (worker RSS)", f"{result['peak_memory_mb']:.0f} MiB")
     variant = result["variant"]
     pruning = variant["pruning"]
@@ -249,8 +257,17 @@ def front_table(front: dict[str, Any]) -> Table:
 def trials_table(study_name: str, rows: list[dict[str, Any]]) -> Table:
     """Every trial of a study; failed, pruned and infeasible ones dimmed, with the reason."""
     table = Table(title=f"Trials — study {study_name}", title_justify="left")
-    for name in ("trial", "state", "configuration", "p95 ms", "speed-up", "accuracy", "note"):
-        table.add_column(name, justify="right" if name in ("trial", "p95 ms") else "left")
+    for name in (
+        "trial",
+        "state",
+        "configuration",
+        "p95 ms",
+        "speed-up",
+        "accuracy",
+        "% peak",
+        "note",
+    ):
+        table.add_column(name, justify="right" if name in ("trial", "p95 ms", "% peak") else "left")
     for row in rows:
         fig = row["figures"] or {}
         note = row["fail_reason"] or row["pruned_reason"] or "; ".join(row["violations"] or [])
@@ -262,6 +279,7 @@ def trials_table(study_name: str, rows: list[dict[str, Any]]) -> Table:
             _fmt(fig.get("latency_p95_ms")),
             _fmt(row["speedup_p95"], 2, "x"),
             _fmt(fig.get("accuracy"), 4),
+            _fmt(fig.get("peak_pct"), 1),
             note,
             style=style,
         )

@@ -30,6 +30,7 @@ from infertune.exceptions import InputError, PruningError
 from infertune.hashing import json_sha256
 from infertune.knobs.spec import ArtifactFamily, InferenceConfig, Precision, Runtime
 from infertune.measure.accuracy import detect_task, score
+from infertune.measure.efficiency import efficiency
 from infertune.measure.fingerprint import fingerprint, library_versions
 from infertune.measure.hostlock import host_timing_lock
 from infertune.measure.window import MeasurementWindow
@@ -48,11 +49,12 @@ from infertune.workers import WorkerProcess, WorkerRole
 EventHandler = Callable[[dict[str, Any]], None]
 
 #: Bump when the inspection result's fields change.
-_INSPECT_FORMAT = 1
+_INSPECT_FORMAT = 2
 
 #: What a converted variant inherits from the .keras variant it was converted from.
 _INHERITED_FACTS = (
     "params",
+    "macs",
     "params_before",
     "params_after",
     "layers",
@@ -295,7 +297,11 @@ class Engine:
                 f"source-{source.sha256}",
                 ArtifactFamily.KERAS,
                 source.path,
-                {"params": subject.info.get("params"), "source": True},
+                {
+                    "params": subject.info.get("params"),
+                    "macs": subject.info.get("macs"),
+                    "source": True,
+                },
             )
         train = subject.train_data
         if train is None:
@@ -485,6 +491,14 @@ class Engine:
             **{key: scores[key] for key in SCORE_FIGURES},
             "model_size_mb": round(variant.size_mb, 4),
             "peak_memory_mb": timing["peak_memory_mb"],
+            "macs": variant.meta.get("macs"),
+            **efficiency(
+                variant.meta.get("macs"),
+                config.batch_size,
+                timing["latency_mean_ms"],
+                str(config.precision),
+                config.threads,
+            ),
             "valid": timing["valid"],
             "invalid_reason": timing["invalid_reason"],
             "task": subject.task,

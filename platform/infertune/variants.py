@@ -30,7 +30,7 @@ from infertune.knobs.spec import ArtifactFamily, Precision
 from infertune.measure.fingerprint import library_versions
 
 #: Bump when the way variants are built changes: older cache entries are then not reused.
-VARIANT_FORMAT = 2
+VARIANT_FORMAT = 3
 
 #: Inputs sampled (evenly) from the calibration data for full-int8 quantization.
 CALIBRATION_SAMPLES = 200

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from infertune.exceptions import PruningError
+from infertune.measure.efficiency import count_macs
 from infertune.models.inspect import load_keras_model
 from infertune.training import fit, save_for_inference
 from infertune.workers.server import WorkerContext
@@ -276,6 +277,7 @@ def prune_op(
     result: dict[str, Any] = {
         "params_before": params_before,
         "params_after": int(pruned.count_params()),
+        "macs": count_macs(pruned),
         "layers": changes,
         "finetune_epochs": 0,
         "finetune_loss": None,

@@ -38,7 +38,8 @@ RELEVANT_FLAGS = (
 LIBRARIES = ("tensorflow-cpu", "tensorflow", "keras", "ai-edge-litert", "numpy")
 
 
-def _cpuinfo() -> tuple[str, list[str]]:
+def cpu_model_and_flags() -> tuple[str, list[str]]:
+    """The CPU's model name and feature flags (from /proc/cpuinfo where it exists)."""
     model: str = platform.processor() or platform.machine()
     flags: list[str] = []
     try:
@@ -77,7 +78,7 @@ def usable_cores() -> int:
 @lru_cache(maxsize=1)
 def fingerprint() -> dict[str, Any]:
     """The host's fingerprint; ``hardware_id`` changes only when the hardware does."""
-    model, flags = _cpuinfo()
+    model, flags = cpu_model_and_flags()
     usable = usable_cores()
     hardware = {
         "cpu_model": model,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from infertune.exceptions import InputError, PruningError
+from infertune.measure.efficiency import count_macs
 from infertune.workers.server import WorkerContext, one_line
 from infertune.workers.tfsetup import import_tensorflow
 
@@ -54,6 +55,7 @@ def inspect_model_op(ctx: WorkerContext, path: str, format: str) -> dict[str, An
             "output_shape": _shape(out_spec.shape),
             "final_activation": None,
             "params": None,
+            "macs": None,
             "prunable": False,
             "not_prunable_reason": (
                 f"Model {path} is a SavedModel, which has no Keras layers to prune; pass the "
@@ -81,6 +83,7 @@ def inspect_model_op(ctx: WorkerContext, path: str, format: str) -> dict[str, An
         "output_shape": _shape(model.outputs[0].shape),
         "final_activation": getattr(activation, "__name__", None),
         "params": int(model.count_params()),
+        "macs": count_macs(model),
         "prunable": reason is None,
         "not_prunable_reason": reason,
     }

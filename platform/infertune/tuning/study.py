@@ -182,7 +182,10 @@ def constraint_check(
 
 
 def _figures(record: dict[str, Any]) -> dict[str, Any]:
-    return {f.value: record.get(f.value) for f in Figure}
+    # Objective-capable figures, plus how far from the hardware limit the run was.
+    return {f.value: record.get(f.value) for f in Figure} | {
+        key: record.get(key) for key in ("macs", "gflops", "peak_pct")
+    }
 
 
 class Tuner:
