@@ -14,6 +14,7 @@ help:
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	@echo "Installing infertune and its dependencies (TensorFlow, LiteRT, MLflow, Optuna): a few minutes the first time..."
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 

@@ -102,7 +102,7 @@ def test_invalid_measurement_exits_3(settings: Settings, cnn: Subject) -> None:
             ("bench", "demo:digits-cnn", "--runtime", "tf", "--precision", "int8"),
             "precision 'int8' needs runtime 'tflite'",
         ),
-        (("bench", "demo:digits-cnn", "--prune-ratio", "1.5"), "prune_ratio: Input should be"),
+        (("bench", "demo:digits-cnn", "--prune-ratio", "1.5"), "--prune-ratio: Input should be"),
         (
             ("bench", "demo:digits-cnn", "--min-duration", "5", "--max-duration", "1"),
             "below the minimum duration",

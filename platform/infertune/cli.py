@@ -20,8 +20,23 @@ app = typer.Typer(
     "accuracy you can afford.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    # Markdown: docstring paragraphs re-flow instead of keeping source line breaks.
+    rich_markup_mode="markdown",
     add_completion=False,
 )
+
+#: Knob and window fields as the user types them, for error messages.
+_FLAG_NAMES = {
+    "runtime": "--runtime",
+    "precision": "--precision",
+    "prune_ratio": "--prune-ratio",
+    "batch_size": "--batch-size",
+    "threads": "--threads",
+    "warmup_s": "--warmup",
+    "min_duration_s": "--min-duration",
+    "min_calls": "--min-calls",
+    "max_duration_s": "--max-duration",
+}
 
 #: Exit status of ``bench`` when the measurement missed its minimums (figures withheld).
 EXIT_INVALID_MEASUREMENT = 3
@@ -89,6 +104,7 @@ ModelArgument = Annotated[
     typer.Argument(
         help="A .keras file, a SavedModel folder, or a built-in demo: demo:digits-cnn, "
         "demo:digits-midcnn.",
+        metavar="MODEL",
         show_default=False,
     ),
 ]
@@ -190,6 +206,7 @@ def bench(
     from infertune.measure.window import MeasurementWindow
 
     config = InferenceConfig.parse(
+        names=_FLAG_NAMES,
         runtime=runtime,
         precision=precision,
         prune_ratio=prune_ratio,
@@ -205,9 +222,10 @@ def bench(
         )
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = "/".join(str(p) for p in first["loc"])
+        where = "/".join(_FLAG_NAMES.get(str(p), str(p)) for p in first["loc"])
+        message = first["msg"].removeprefix("Value error, ")
         raise ConfigurationError(
-            f"Invalid measurement window {where}: {first['msg'].removeprefix('Value error, ')}."
+            f"Invalid measurement window: {where + ': ' if where else ''}{message}."
         ) from None
     with Reporter() as reporter, Engine(_settings(), on_event=reporter) as engine:
         subject = engine.resolve(model, data, train_data, x_key, y_key)

@@ -43,6 +43,7 @@ class Reporter:
             transient=True,
         )
         self._tasks: dict[str, TaskID] = {}
+        self._logged: dict[str, int] = {}
         # In a terminal the current step is one live status line; in a log, each step is
         # printed once.
         self._status = self._progress.add_task("", total=None, visible=False)
@@ -102,6 +103,12 @@ class Reporter:
         elif kind == "progress":
             name = str(event["task"])
             total = event.get("total")
+            if not stderr.is_terminal and total:
+                # In a log, a line per quarter of a long step instead of a live bar.
+                quarter = int(4 * float(event.get("completed", 0)) / float(total))
+                if quarter > self._logged.get(name, 0):
+                    self._logged[name] = quarter
+                    self._progress.console.print(f"· {name}: {25 * quarter}%")
             if name not in self._tasks:
                 self._tasks[name] = self._progress.add_task(name, total=total)
             self._progress.update(
@@ -134,8 +141,9 @@ def bench_table(result: dict[str, Any]) -> Table:
     )
     m = result["measurement"]
     if result["valid"]:
+        per_call = f" per call of {cfg['batch_size']}" if cfg["batch_size"] != 1 else ""
         table.add_row(
-            "latency p50 / p90 / p95 / p99",
+            f"latency p50 / p90 / p95 / p99{per_call}",
             " / ".join(_fmt(result[f"latency_p{p}_ms"]) for p in (50, 90, 95, 99)) + " ms",
         )
         table.add_row(

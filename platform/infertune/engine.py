@@ -15,6 +15,7 @@ Order of a bench, and why:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import tempfile
@@ -286,7 +287,11 @@ class Engine:
             return facts
 
         facts = {"prune_ratio": config.prune_ratio, "precision": str(config.precision)}
-        return self.cache.get_or_build(key, ArtifactFamily.TFLITE, "model.tflite", facts, build)
+        converted = self.cache.get_or_build(
+            key, ArtifactFamily.TFLITE, "model.tflite", facts, build
+        )
+        # Report the whole build: pruning and fine-tuning of the parent included.
+        return dataclasses.replace(converted, build_s=converted.build_s + base.build_s)
 
     def _keras_variant(
         self, subject: Subject, config: InferenceConfig, finetune_epochs: int
@@ -325,7 +330,8 @@ class Engine:
         key = pruned_key(source.sha256, config.prune_ratio, finetune)
 
         def build(out: Path) -> dict[str, Any]:
-            self._step(f"pruning {config.prune_ratio:.0%} of the channels")
+            tuning = f", then fine-tuning {epochs} epochs" if epochs else ""
+            self._step(f"pruning {config.prune_ratio:.0%} of the channels{tuning}")
             params: dict[str, Any] = {
                 "source": str(source.path),
                 "out_path": str(out),

@@ -29,8 +29,26 @@ def test_not_npz(tmp_path: Path) -> None:
 def test_corrupt_npz(tmp_path: Path) -> None:
     path = tmp_path / "eval.npz"
     path.write_bytes(b"garbage")
-    with pytest.raises(InputError, match="Cannot read the data file"):
+    with pytest.raises(
+        InputError,
+        match="Cannot read the data file .*: it is not a valid "
+        r"\.npz \(zip\) file; save it with numpy\.savez",
+    ):
         load_dataset(path)
+
+
+def test_object_arrays_are_refused_without_unpickling(npz) -> None:  # type: ignore[no-untyped-def]
+    path = npz(x=np.array([{"a": 1}, None], dtype=object), y=np.zeros(2))
+    with pytest.raises(InputError, match="not a valid .npz of numeric arrays"):
+        load_dataset(path)
+
+
+def test_non_finite_inputs_are_refused(npz) -> None:  # type: ignore[no-untyped-def]
+    x = np.ones((4, 3), np.float32)
+    x[1, 2] = np.nan
+    x[3, 0] = np.inf
+    with pytest.raises(InputError, match="'x' .* NaN or infinite values in 2 sample"):
+        load_dataset(npz(x=x, y=np.zeros(4)))
 
 
 def test_missing_key_names_the_keys(npz) -> None:  # type: ignore[no-untyped-def]

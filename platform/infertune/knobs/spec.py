@@ -77,7 +77,9 @@ class InferenceConfig(BaseModel):
             )
         cores = usable_cores()
         if self.threads is not None and self.threads > cores:
-            raise ValueError(f"threads={self.threads} exceeds the {cores} cores of this machine")
+            raise ValueError(
+                f"threads={self.threads} exceeds the {cores} cores of this machine (use 1..{cores})"
+            )
         return self
 
     @property
@@ -94,14 +96,18 @@ class InferenceConfig(BaseModel):
         )
 
     @classmethod
-    def parse(cls, **values: Any) -> InferenceConfig:
-        """Validate knob values, raising one clear :class:`ConfigurationError`."""
+    def parse(cls, names: dict[str, str] | None = None, **values: Any) -> InferenceConfig:
+        """Validate knob values, raising one clear :class:`ConfigurationError`.
+
+        ``names`` maps knob names to what the user typed (e.g. ``--batch-size``).
+        """
         try:
             return cls(**values)
         except ValidationError as exc:
             problems = []
             for err in exc.errors():
                 where = ".".join(str(p) for p in err["loc"])
+                where = (names or {}).get(where, where)
                 msg = err["msg"].removeprefix("Value error, ")
                 problems.append(f"{where}: {msg}" if where else msg)
             raise ConfigurationError(

@@ -77,7 +77,16 @@ def load_dataset(path: Path, x_key: str = "x", y_key: str = "y", role: str = "da
     except InputError:
         raise
     except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise InputError(f"Cannot read the {role} file {path}: {exc}.") from exc
+        if not zipfile.is_zipfile(path):
+            reason = "it is not a valid .npz (zip) file"
+        elif "pickle" in str(exc) or "Object arrays" in str(exc):
+            reason = "it is not a valid .npz of numeric arrays (pickled or object data)"
+        else:
+            reason = str(exc).rstrip(".")
+        raise InputError(
+            f"Cannot read the {role} file {path}: {reason}; save it with "
+            f"numpy.savez(path, {x_key}=inputs, {y_key}=targets)."
+        ) from exc
     for name, arr in ((x_key, x), (y_key, y)):
         if arr.dtype.kind not in "biuf":
             raise InputError(
@@ -91,7 +100,14 @@ def load_dataset(path: Path, x_key: str = "x", y_key: str = "y", role: str = "da
             f"('{y_key}'); they must match one to one."
         )
     if len(x) == 0:
-        raise InputError(f"The {role} file {path} holds no samples.")
+        raise InputError(f"The {role} file {path} holds no samples; it needs at least one.")
+    for name, arr in ((x_key, x), (y_key, y)):
+        if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+            bad = int((~np.isfinite(arr)).reshape(len(arr), -1).any(axis=1).sum())
+            raise InputError(
+                f"Array '{name}' in {path} holds NaN or infinite values in {bad} sample(s); "
+                "clean or drop them first."
+            )
     return Dataset(
         path=path.resolve(),
         x_key=x_key,

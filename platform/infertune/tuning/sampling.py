@@ -78,8 +78,8 @@ def _default(knob: str) -> Any:
     return InferenceConfig().model_dump(mode="json")[knob]
 
 
-def space_size(space: SearchSpace) -> int:
-    """How many distinct configurations the space holds (conditional knobs counted right)."""
+def enumerate_configs(space: SearchSpace) -> list[InferenceConfig]:
+    """Every configuration the space holds (conditional knobs counted right)."""
     combos: list[dict[str, Any]] = [{}]
     for knob in KNOB_ORDER:
         rng = getattr(space.knobs, knob)
@@ -93,7 +93,12 @@ def space_size(space: SearchSpace) -> int:
             )
             grown += [{**combo, knob: v} for v in options] if active else [combo]
         combos = grown
-    return len(combos)
+    return [InferenceConfig.parse(**combo) for combo in combos]
+
+
+def space_size(space: SearchSpace) -> int:
+    """How many distinct configurations the space holds."""
+    return len(enumerate_configs(space))
 
 
 def _options(knob: str, rng: Any) -> Sequence[Any]:
