@@ -9,7 +9,7 @@ from typing import Any
 import optuna
 import pytest
 
-from infertune.config import Settings, load_settings
+from infertune.config import Settings
 from infertune.engine import Engine, Subject
 from infertune.exceptions import BuildError, ConfigurationError
 from infertune.space.schema import SearchSpace
@@ -49,17 +49,6 @@ def tiny_space(**overrides: Any) -> SearchSpace:
     }
     raw.update(overrides)
     return SearchSpace.model_validate(raw)
-
-
-@pytest.fixture(scope="module")
-def tracking(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    home = tmp_path_factory.mktemp("tracking")
-    return load_settings(home=home)
-
-
-@pytest.fixture(scope="module")
-def tracker(tracking: Settings) -> Tracker:
-    return Tracker(tracking)
 
 
 @pytest.fixture()

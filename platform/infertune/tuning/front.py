@@ -72,7 +72,12 @@ def pareto_front(
     rows: list[dict[str, Any]], objectives: dict[Figure, Direction], margin: float = 0.0
 ) -> list[dict[str, Any]]:
     """Feasible completed rows that no other feasible completed row dominates."""
-    pool = [r for r in rows if r["state"] == "COMPLETE" and r["feasible"] and r["figures"]]
+    pool, seen = [], []
+    for r in rows:
+        # One row per configuration: parallel workers may measure one configuration twice.
+        if r["state"] == "COMPLETE" and r["feasible"] and r["figures"] and r["config"] not in seen:
+            pool.append(r)
+            seen.append(r["config"])
     front = [
         r
         for r in pool

@@ -41,6 +41,9 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 def storage_url(settings: Settings, storage: str | None) -> str:
     """The Optuna storage: ``--storage`` or the platform database."""
     url = storage or settings.database_url
+    if url.startswith(("postgresql://", "postgres://")):
+        # SQLAlchemy's default PostgreSQL driver is psycopg2; infertune ships psycopg 3.
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     return url

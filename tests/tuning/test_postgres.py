@@ -1,0 +1,63 @@
+"""Parallel trials on PostgreSQL (the server at 127.0.0.1:5432; skipped where it is missing)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import optuna
+import pytest
+
+from infertune.config import Settings
+from infertune.engine import Engine, Subject
+from infertune.tracking.tracker import Tracker
+from infertune.tuning.front import pareto_front, trial_rows
+from infertune.tuning.sampling import make_sampler
+from infertune.tuning.study import Tuner, objectives_of, open_study, storage_url, study_spec
+
+from .test_study import tiny_space
+
+pytestmark = pytest.mark.postgres
+
+ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+
+
+@pytest.fixture()
+def pg_url() -> Iterator[str]:
+    sqlalchemy = pytest.importorskip("sqlalchemy")
+    try:
+        engine = sqlalchemy.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
+        with engine.connect() as conn:
+            name = f"infertune_test_{uuid.uuid4().hex[:8]}"
+            conn.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:  # pragma: no cover - depends on the machine
+        pytest.skip(f"PostgreSQL at 127.0.0.1:5432 is not reachable: {exc}")
+    yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    with engine.connect() as conn:
+        conn.execute(sqlalchemy.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    engine.dispose()
+
+
+def test_parallel_trials_share_one_budget(
+    engine: Engine, cnn: Subject, tracker: Tracker, settings: Settings, pg_url: str
+) -> None:
+    url = storage_url(settings, pg_url)
+    assert url.startswith("postgresql+psycopg://")
+    space = tiny_space()
+    study, _ = open_study(
+        "parallel", url, study_spec(cnn, space), space, make_sampler("random", 0, 4, space)
+    )
+    tuner = Tuner(settings, study, cnn, space, tracker, engine)
+    tuner.start()
+    try:
+        tuner.run(n_trials=4, timeout=None, jobs=2)
+    finally:
+        tuner.close()
+        tuner.finish()
+    trials = optuna.load_study(study_name="parallel", storage=url).trials
+    assert len(trials) == 4
+    assert sorted(t.number for t in trials) == [0, 1, 2, 3]
+    assert all(t.state != optuna.trial.TrialState.RUNNING for t in trials)
+    front = pareto_front(trial_rows(study), objectives_of(study))
+    configs = [tuple(sorted(r["config"].items())) for r in front]
+    assert len(configs) == len(set(configs))  # a configuration appears once on the front
