@@ -4,12 +4,14 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint typecheck check clean-home help
+.PHONY: demo test test-fast bench bench-quick lint typecheck clean-home help
 
 help:
 	@echo "make demo       create .venv, install, tune the demo model and print the verified front"
 	@echo "make test       create .venv, install, run lint, type checks and the whole test suite"
 	@echo "make test-fast  the test suite without the slow tests"
+	@echo "make bench      benchmarks (speed-up, search efficiency, repeatability); JSON in benchmarks/results"
+	@echo "make bench-quick  the same with fewer repeats and seeds"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +22,16 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/infertune tune demo:digits-midcnn --space quick --trials 15
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/speedup.py --repeats 5
+	$(BIN)/python benchmarks/search_efficiency.py --seeds 10
+	$(BIN)/python benchmarks/repeatability.py --repeats 5
+
+bench-quick: $(STAMP)
+	$(BIN)/python benchmarks/speedup.py --repeats 2 --min-duration 1
+	$(BIN)/python benchmarks/search_efficiency.py --seeds 3
+	$(BIN)/python benchmarks/repeatability.py --repeats 3
 
 lint: $(STAMP)
 	$(BIN)/ruff check platform tests benchmarks
