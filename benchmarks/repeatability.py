@@ -13,15 +13,14 @@ Prints a table and writes ``benchmarks/results/repeatability-<model>.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
-import time
 from pathlib import Path
+
+from _results import write_results
 
 from infertune.config import load_settings
 from infertune.engine import Engine
 from infertune.knobs.spec import InferenceConfig
-from infertune.measure.fingerprint import fingerprint
 from infertune.measure.window import MeasurementWindow
 
 CONFIGS = [
@@ -92,22 +91,16 @@ def main() -> None:
             f"{r['fresh']['cv_p50_pct']:>12.1f}% {r['fresh']['cv_p95_pct']:>12.1f}% "
             f"{r['warm']['cv_p50_pct']:>11.1f}% {r['warm']['cv_p95_pct']:>11.1f}%"
         )
-    args.out.mkdir(parents=True, exist_ok=True)
-    out = args.out / f"repeatability-{args.model.replace(':', '-')}.json"
-    out.write_text(
-        json.dumps(
-            {
-                "model": args.model,
-                "repeats": args.repeats,
-                "window": window.model_dump(),
-                "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                "fingerprint": fingerprint(),
-                "rows": rows,
-            },
-            indent=2,
-        )
+    write_results(
+        args.out,
+        "repeatability",
+        args.model,
+        {
+            "repeats": args.repeats,
+            "window": window.model_dump(),
+            "rows": rows,
+        },
     )
-    print(f"\nwrote {out}")
 
 
 if __name__ == "__main__":

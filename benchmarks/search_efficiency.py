@@ -16,7 +16,6 @@ Prints a table and writes ``benchmarks/results/search-efficiency-<model>.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 import warnings
@@ -24,10 +23,10 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from _results import write_results
 
 from infertune.config import load_settings
 from infertune.engine import Engine
-from infertune.measure.fingerprint import fingerprint
 from infertune.space.schema import SearchSpace
 from infertune.tuning.sampling import enumerate_configs, make_sampler, space_size, suggest_config
 from infertune.tuning.study import constraint_check, window
@@ -181,25 +180,19 @@ def main() -> None:
             f"{r['hv_ratio_min']:>6.3f} {r['hv_ratio_max']:>6.3f} {r['reached_95pct']:>13} "
             f"{t95:>14}"
         )
-    args.out.mkdir(parents=True, exist_ok=True)
-    out = args.out / f"search-efficiency-{args.model.replace(':', '-')}.json"
-    out.write_text(
-        json.dumps(
-            {
-                "model": args.model,
-                "space": SPACE,
-                "configurations": size,
-                "seeds": args.seeds,
-                "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                "fingerprint": fingerprint(),
-                "baseline": {k: baseline[k] for k in ("latency_p95_ms", "accuracy")},
-                "table": table,
-                "rows": rows,
-            },
-            indent=2,
-        )
+    write_results(
+        args.out,
+        "search-efficiency",
+        args.model,
+        {
+            "space": SPACE,
+            "configurations": size,
+            "seeds": args.seeds,
+            "baseline": {k: baseline[k] for k in ("latency_p95_ms", "accuracy")},
+            "table": table,
+            "rows": rows,
+        },
     )
-    print(f"\nwrote {out}")
 
 
 if __name__ == "__main__":

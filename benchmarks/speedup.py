@@ -12,15 +12,14 @@ Prints a table and writes ``benchmarks/results/speedup-<model>.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
-import time
 from pathlib import Path
+
+from _results import write_results
 
 from infertune.config import load_settings
 from infertune.engine import Engine
 from infertune.knobs.spec import InferenceConfig
-from infertune.measure.fingerprint import fingerprint
 from infertune.measure.window import MeasurementWindow
 
 CONFIGS = [
@@ -88,22 +87,16 @@ def main() -> None:
             f"{row['speedup_vs_baseline']:>7.2f}x {row['accuracy']:>7.4f} "
             f"{row['agreement']:>7.4f} {row['model_size_mb']:>7.3f}"
         )
-    args.out.mkdir(parents=True, exist_ok=True)
-    out = args.out / f"speedup-{args.model.replace(':', '-')}.json"
-    out.write_text(
-        json.dumps(
-            {
-                "model": args.model,
-                "repeats": args.repeats,
-                "window": window.model_dump(),
-                "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                "fingerprint": fingerprint(),
-                "rows": rows,
-            },
-            indent=2,
-        )
+    write_results(
+        args.out,
+        "speedup",
+        args.model,
+        {
+            "repeats": args.repeats,
+            "window": window.model_dump(),
+            "rows": rows,
+        },
     )
-    print(f"\nwrote {out}")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,6 @@ TensorFlow 2.21, and a worker is cheap to replace.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -72,7 +71,6 @@ def convert_op(
         raise BuildError(
             f"LiteRT conversion at precision {precision} failed: {one_line(exc)}"
         ) from exc
-    tmp = Path(f"{out_path}.tmp{os.getpid()}")
-    tmp.write_bytes(flatbuffer)
-    os.replace(tmp, out_path)
+    # out_path lies in the cache's private build folder, published atomically as a whole.
+    Path(out_path).write_bytes(flatbuffer)
     return {"size_bytes": len(flatbuffer)}
