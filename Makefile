@@ -34,8 +34,8 @@ bench-quick: $(STAMP)
 	$(BIN)/python benchmarks/repeatability.py --repeats 3
 
 lint: $(STAMP)
-	$(BIN)/ruff check platform tests benchmarks
-	$(BIN)/ruff format --check platform tests benchmarks
+	$(BIN)/ruff check platform tests benchmarks migrations
+	$(BIN)/ruff format --check platform tests benchmarks migrations
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

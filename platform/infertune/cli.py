@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import sys
@@ -50,6 +51,15 @@ def _settings() -> Settings:
     if _State.settings is None:
         _State.settings = load_settings()
     return _State.settings
+
+
+def _platform_db() -> Any:
+    """The platform database, its schema checked (a fresh one is created)."""
+    from infertune.storage.db import Database
+
+    db = Database(_settings().database_url)
+    db.ensure_schema()
+    return db
 
 
 def _version(value: bool) -> None:
@@ -320,8 +330,10 @@ def tune(
     from infertune.display import Reporter, front_table, stdout
     from infertune.engine import Engine
     from infertune.space import load_space
+    from infertune.storage.repository import save_study
     from infertune.tracking.tracker import Tracker
     from infertune.tuning import queries
+    from infertune.tuning.front import study_attr
     from infertune.tuning.sampling import SAMPLERS, make_sampler
     from infertune.tuning.study import (
         FINISHED_STATES,
@@ -339,6 +351,7 @@ def tune(
         raise InfertuneError(f"Unknown sampler '{sampler}'; choose one of {', '.join(SAMPLERS)}.")
     url = storage_url(settings, storage)
     check_parallelism(url, jobs)
+    db = _platform_db()
     name = study or f"{model.removeprefix('demo:').replace('/', '_')}-{space_path.stem}"
     with Reporter() as reporter, Engine(settings, on_event=reporter) as engine:
         subject = engine.resolve(model, data, train_data, x_key, y_key)
@@ -358,8 +371,22 @@ def tune(
             settings, opened, subject, search_space, Tracker(settings), engine, on_event=reporter
         )
         status = "FAILED"
+
+        def record(state: str) -> None:
+            save_study(
+                db,
+                name,
+                study_attr(opened, "spec"),
+                study_attr(opened, "fingerprint") or {},
+                url,
+                state,
+                tuner.experiment_id or None,
+                tuner.parent_run_id or None,
+            )
+
         try:
             tuner.start()
+            record("running")
             progress = reporter.trials(trials, done)
 
             def on_trial(_: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
@@ -382,6 +409,8 @@ def tune(
         finally:
             tuner.close()
             tuner.finish(status)
+            with contextlib.suppress(InfertuneError):  # never hide the run's own error
+                record({"FINISHED": "finished", "KILLED": "interrupted"}.get(status, "failed"))
     shown = queries.front(opened)
     if as_json:
         typer.echo(json.dumps(shown, indent=2, default=str))
@@ -410,6 +439,7 @@ def studies(storage: StorageOption = None, as_json: JsonOption = False) -> None:
     from infertune.tuning import queries
     from infertune.tuning.study import storage_url
 
+    _platform_db()
     rows = queries.all_studies(storage_url(_settings(), storage))
     if as_json:
         typer.echo(json.dumps(rows, indent=2, default=str))
@@ -498,7 +528,172 @@ def verify_command(
 def _settings_storage(storage: str | None) -> str:
     from infertune.tuning.study import storage_url
 
+    _platform_db()
     return storage_url(_settings(), storage)
+
+
+# -- platform database -------------------------------------------------------------------
+
+db_app = typer.Typer(
+    help="The platform database's schema (Alembic migrations of infertune's own tables).",
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+)
+app.add_typer(db_app, name="db")
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    revision: Annotated[str, typer.Option("--revision", help="Target schema revision.")] = "head",
+) -> None:
+    """Create or upgrade infertune's tables in the platform database (--db-url).
+
+    Optuna's and MLflow's tables are left alone: the platform's migrations keep their own
+    version table, infertune_alembic_version. Back up a production database first.
+    """
+    from infertune.storage.db import Database, safe_url
+
+    db = Database(_settings().database_url)
+    before = db.current_revision()
+    db.upgrade(revision)
+    after = db.current_revision()
+    where = safe_url(db.url)
+    if before == after:
+        typer.echo(f"{where}: already at revision {after}.")
+    else:
+        typer.echo(f"{where}: upgraded from {before or 'base'} to {after}.")
+
+
+@db_app.command("downgrade")
+def db_downgrade(
+    revision: Annotated[
+        str,
+        typer.Argument(
+            help="Target revision; 'base' drops every infertune table.", show_default=False
+        ),
+    ],
+    yes: Annotated[
+        bool, typer.Option("--yes", help="Confirm: tables of later revisions are dropped.")
+    ] = False,
+) -> None:
+    """Migrate infertune's tables down to REVISION (data in dropped tables is lost)."""
+    from infertune.storage.db import Database, safe_url
+
+    db = Database(_settings().database_url)
+    if not yes:
+        raise InfertuneError(
+            f"Downgrading {safe_url(db.url)} to {revision} drops data; add --yes to confirm."
+        )
+    before = db.current_revision()
+    db.downgrade(revision)
+    typer.echo(
+        f"{safe_url(db.url)}: downgraded from {before or 'base'} to "
+        f"{db.current_revision() or 'base'}."
+    )
+
+
+@db_app.command("current")
+def db_current(as_json: JsonOption = False) -> None:
+    """Show the platform database's schema revision and the one this infertune needs."""
+    from infertune.storage.db import Database, head_revision, safe_url
+
+    db = Database(_settings().database_url)
+    current, head = db.current_revision(), head_revision()
+    payload = {
+        "url": safe_url(db.url),
+        "current": current,
+        "head": head,
+        "up_to_date": current == head,
+    }
+    if as_json:
+        typer.echo(json.dumps(payload, indent=2))
+        return
+    state = "up to date" if current == head else "behind: run `infertune db upgrade`"
+    if current is None:
+        state = "not created yet: `infertune db upgrade` (or any command) creates it"
+    typer.echo(f"{payload['url']}: revision {current or 'base'} (head {head}), {state}.")
+
+
+# -- registry ----------------------------------------------------------------------------
+
+ModelNameOption = Annotated[
+    str, typer.Option("--name", help="Registered model name in the MLflow Model Registry.")
+]
+AliasOption = Annotated[str, typer.Option("--alias", help="Registry alias to move.")]
+ReasonOption = Annotated[str, typer.Option("--reason", help="Why: kept in the promotion history.")]
+
+
+def _print_promotion(result: Any, as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(result.as_dict(), indent=2))
+    else:
+        typer.echo(result.message)
+
+
+@app.command()
+def promote(
+    study: Annotated[str, typer.Argument(help="Study name.", show_default=False)],
+    trial: Annotated[
+        int, typer.Option("--trial", help="Trial number to promote.", show_default=False)
+    ],
+    name: ModelNameOption,
+    alias: AliasOption = "production",
+    reason: ReasonOption = "",
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Promote a trial that failed, was pruned, breaks a constraint or is off the "
+            "front.",
+        ),
+    ] = False,
+    storage: StorageOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Register a trial's configuration in the MLflow Model Registry and move an alias to it.
+
+    The version is an MLflow pyfunc model carrying the variant file and its runtime settings
+    (runtime, precision, threads, batch size), tagged with the study, trial, knobs, figures
+    and hardware. Load it with `mlflow.pyfunc.load_model("models:/NAME@production")`.
+    Promoting the same trial again is a no-op.
+    """
+    from infertune.tracking.registry import Registry
+    from infertune.tuning import queries
+
+    registry = Registry(_settings(), _platform_db())
+    opened = queries.load(study, _settings_storage(storage))
+    _print_promotion(registry.promote(opened, trial, name, alias, reason, force), as_json)
+
+
+@app.command()
+def rollback(
+    name: Annotated[str, typer.Argument(help="Registered model name.", show_default=False)],
+    alias: AliasOption = "production",
+    reason: ReasonOption = "",
+    as_json: JsonOption = False,
+) -> None:
+    """Move the alias back to the version that was promoted before the current one."""
+    from infertune.tracking.registry import Registry
+
+    registry = Registry(_settings(), _platform_db())
+    _print_promotion(registry.rollback(name, alias, reason), as_json)
+
+
+@app.command()
+def registry(
+    name: Annotated[str, typer.Argument(help="Registered model name.", show_default=False)],
+    as_json: JsonOption = False,
+) -> None:
+    """Show a registered model's versions, where its aliases point, and the promotion history."""
+    from infertune.display import registry_tables, stdout
+    from infertune.tracking.registry import Registry
+
+    shown = Registry(_settings(), _platform_db()).view(name)
+    if as_json:
+        typer.echo(json.dumps(shown, indent=2, default=str))
+        return
+    for table in registry_tables(shown):
+        stdout.print(table)
 
 
 @app.command()

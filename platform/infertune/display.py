@@ -325,3 +325,42 @@ def studies_table(studies: list[dict[str, Any]]) -> Table:
             str(s["hardware_id"]),
         )
     return table
+
+
+def registry_tables(view: dict[str, Any]) -> list[Table]:
+    """A registered model's versions (with aliases) and its promotion history."""
+    versions = Table(title=f"{view['registered_model']}: versions", title_justify="left")
+    for column in ("version", "aliases", "study", "trial", "configuration", "p95 ms", "accuracy"):
+        versions.add_column(column)
+    for v in view["versions"]:
+        versions.add_row(
+            v["version"],
+            ", ".join(v["aliases"]) or "—",
+            v["study"] or "—",
+            v["trial"] or "—",
+            describe_config(v["config"]),
+            _fmt(_float(v["latency_p95_ms"])),
+            _fmt(_float(v["accuracy"]), 4),
+        )
+    history = Table(title="promotion history", title_justify="left")
+    for column in ("when", "action", "alias", "version", "was", "study/trial", "by", "reason"):
+        history.add_column(column)
+    for h in view["history"]:
+        history.add_row(
+            (h["at"] or "")[:19].replace("T", " "),
+            h["action"] + (" (forced)" if h["forced"] else ""),
+            h["alias"],
+            h["version"],
+            h["previous_version"] or "—",
+            f"{h['study']} #{h['trial']}" if h["study"] else "—",
+            h["actor"],
+            h["reason"] or "—",
+        )
+    return [versions, history]
+
+
+def _float(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None

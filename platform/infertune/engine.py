@@ -122,6 +122,7 @@ class Engine:
         self.cache = VariantCache(settings.variants_dir)
         self._tools: WorkerProcess | None = None
         self._measure: dict[tuple[str, int | None], WorkerProcess] = {}
+        self._closed_startup_s = 0.0
         self.warnings: list[str] = []
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -137,8 +138,15 @@ class Engine:
         workers = list(self._measure.values()) + ([self._tools] if self._tools else [])
         for worker in workers:
             worker.close()
+        self._closed_startup_s += sum(w.startup_s for w in workers)
         self._measure.clear()
         self._tools = None
+
+    @property
+    def startup_s(self) -> float:
+        """Seconds this engine's workers spent starting up (processes, runtime imports)."""
+        workers = list(self._measure.values()) + ([self._tools] if self._tools else [])
+        return self._closed_startup_s + sum(w.startup_s for w in workers)
 
     def warn(self, message: str) -> None:
         """Record a warning for the user (shown by the CLI, kept in the result)."""

@@ -31,6 +31,18 @@ class MeasurementError(InfertuneError):
     """A measurement could not be completed."""
 
 
+class StorageError(InfertuneError):
+    """The platform database could not be read or written."""
+
+
+class SchemaError(StorageError):
+    """The platform database's schema is not the one this version of infertune needs."""
+
+
+class RegistryError(InfertuneError):
+    """A promotion, rollback or registry lookup could not be done."""
+
+
 class WorkerError(InfertuneError):
     """A worker process failed: it crashed, hung, or raised an unexpected error."""
 

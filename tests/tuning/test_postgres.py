@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
-
 import optuna
 import pytest
 
@@ -18,24 +15,6 @@ from infertune.tuning.study import Tuner, objectives_of, open_study, storage_url
 from .test_study import tiny_space
 
 pytestmark = pytest.mark.postgres
-
-ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-
-
-@pytest.fixture()
-def pg_url() -> Iterator[str]:
-    sqlalchemy = pytest.importorskip("sqlalchemy")
-    try:
-        engine = sqlalchemy.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-        with engine.connect() as conn:
-            name = f"infertune_test_{uuid.uuid4().hex[:8]}"
-            conn.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:  # pragma: no cover - depends on the machine
-        pytest.skip(f"PostgreSQL at 127.0.0.1:5432 is not reachable: {exc}")
-    yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    with engine.connect() as conn:
-        conn.execute(sqlalchemy.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-    engine.dispose()
 
 
 def test_parallel_trials_share_one_budget(

@@ -58,6 +58,13 @@ def cpu_model_and_flags() -> tuple[str, list[str]]:
 
 def library_versions() -> dict[str, str]:
     """Installed versions of the libraries that decide what runs (no import needed)."""
+    return dict(_library_versions())
+
+
+@lru_cache(maxsize=1)
+def _library_versions() -> dict[str, str]:
+    # Read once per process: package metadata lookups cost milliseconds each, and cache
+    # keys ask for them on every trial.
     versions = {}
     for name in LIBRARIES:
         try:

@@ -21,6 +21,7 @@ from infertune.measure.fingerprint import usable_cores
 from infertune.measure.stats import summarize
 from infertune.measure.window import MeasurementWindow
 from infertune.workers.server import WorkerContext, one_line
+from infertune.workers.startup import timed_import
 from infertune.workers.tfsetup import import_tensorflow, worker_threads
 
 Predict = Callable[[np.ndarray], np.ndarray]
@@ -30,10 +31,10 @@ class LiteRTRunner:
     """A LiteRT interpreter (XNNPACK on, the default delegate) for one batch size at a time."""
 
     def __init__(self, path: str, threads: int | None) -> None:
-        from ai_edge_litert.interpreter import Interpreter
+        interpreter_cls = timed_import("ai_edge_litert.interpreter").Interpreter
 
         self.threads = threads if threads is not None else usable_cores()
-        self._interpreter = Interpreter(model_path=path, num_threads=self.threads)
+        self._interpreter = interpreter_cls(model_path=path, num_threads=self.threads)
         inputs = self._interpreter.get_input_details()
         outputs = self._interpreter.get_output_details()
         if len(inputs) != 1 or len(outputs) != 1:

@@ -8,6 +8,7 @@ import optuna
 
 from infertune.exceptions import InputError
 from infertune.tuning.front import pareto_front, study_attr, trial_rows
+from infertune.tuning.phases import summarize
 from infertune.tuning.study import objectives_of
 
 
@@ -93,3 +94,18 @@ def all_studies(url: str) -> list[dict[str, Any]]:
         if study_attr(study, "spec") is not None:
             out.append(summary(study))
     return out
+
+
+def overhead(study: optuna.Study) -> dict[str, Any]:
+    """Where the study's trial time went (``infertune.tuning.phases``) and its cache hit rate.
+
+    Trials proposed again (duplicates) reuse figures and build nothing; they count in the
+    time split but not in the cache hit rate.
+    """
+    trials = study.get_trials(deepcopy=False)
+    result = summarize([t.user_attrs["phases_s"] for t in trials if "phases_s" in t.user_attrs])
+    looked_up = [t.user_attrs.get("variant_cache_hit") for t in trials]
+    hits = [hit for hit in looked_up if hit is not None]
+    result["variant_cache_hit_rate"] = sum(hits) / len(hits) if hits else None
+    result["variants_looked_up"] = len(hits)
+    return result

@@ -7,6 +7,7 @@ with, the baseline figures, the MLflow ids, and the verified front.
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 import threading
 import time
@@ -24,8 +25,10 @@ from infertune.knobs.spec import InferenceConfig
 from infertune.measure.fingerprint import fingerprint
 from infertune.measure.window import MeasurementWindow
 from infertune.space.schema import Direction, Figure, SearchSpace, WindowSpec
+from infertune.storage.db import normalize_url
 from infertune.tracking.tracker import Tracker
 from infertune.tuning.front import ATTR, dominates, pareto_front, study_attr, trial_rows
+from infertune.tuning.phases import PhaseClock
 from infertune.tuning.sampling import suggest_config
 
 EventHandler = Callable[[dict[str, Any]], None]
@@ -40,13 +43,7 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 def storage_url(settings: Settings, storage: str | None) -> str:
     """The Optuna storage: ``--storage`` or the platform database."""
-    url = storage or settings.database_url
-    if url.startswith(("postgresql://", "postgres://")):
-        # SQLAlchemy's default PostgreSQL driver is psycopg2; infertune ships psycopg 3.
-        url = "postgresql+psycopg://" + url.split("://", 1)[1]
-    if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    return url
+    return normalize_url(storage or settings.database_url)
 
 
 def check_parallelism(url: str, jobs: int) -> None:
@@ -289,24 +286,31 @@ class Tuner:
 
     def objective(self, trial: optuna.Trial) -> list[float]:
         """Sample, build, score (prune early if accuracy already fails), time, record."""
+        engine = self._engine()
+        last_exit = getattr(self._local, "last_exit", None)
+        clock = PhaseClock(
+            lambda: engine.startup_s,
+            gap_s=time.perf_counter() - last_exit if last_exit is not None else 0.0,
+        )
         config = suggest_config(trial, self.space)
         trial.set_user_attr("config", config.model_dump(mode="json"))
-        run_id = self.tracker.start_trial(
-            self.experiment_id,
-            self.parent_run_id,
-            self.study.study_name,
-            trial.number,
-            params=config.model_dump(mode="json"),
-            tags={
-                "optuna.study": self.study.study_name,
-                "optuna.trial": str(trial.number),
-                "infertune.hardware_id": fingerprint()["hardware_id"],
-            },
-        )
+        with clock.phase("tracking"):
+            run_id = self.tracker.start_trial(
+                self.experiment_id,
+                self.parent_run_id,
+                self.study.study_name,
+                trial.number,
+                params=config.model_dump(mode="json"),
+                tags={
+                    "optuna.study": self.study.study_name,
+                    "optuna.trial": str(trial.number),
+                    "infertune.hardware_id": fingerprint()["hardware_id"],
+                },
+            )
         trial.set_user_attr("mlflow_run_id", run_id)
         status = "FAILED"
         try:
-            values = self._evaluate_trial(trial, config, run_id)
+            values = self._evaluate_trial(trial, config, run_id, engine, clock)
             status = "FINISHED"
             return values
         except (optuna.TrialPruned, KeyboardInterrupt):
@@ -315,25 +319,34 @@ class Tuner:
             raise
         except InfertuneError as exc:
             trial.set_user_attr("fail_reason", str(exc))
-            self.tracker.log(run_id, tags={"infertune.fail_reason": str(exc)[:5000]})
+            with clock.phase("tracking"):
+                self.tracker.log(run_id, tags={"infertune.fail_reason": str(exc)[:5000]})
             raise
         finally:
-            self.tracker.log(
-                run_id,
-                tags={
-                    "infertune.trial_state": {
-                        "FINISHED": "COMPLETE",
-                        "FAILED": "FAIL",
-                        "KILLED": "PRUNED",
-                    }[status]
-                },
-            )
-            self.tracker.end(run_id, status)
+            with clock.phase("tracking"):
+                self.tracker.log(
+                    run_id,
+                    tags={
+                        "infertune.trial_state": {
+                            "FINISHED": "COMPLETE",
+                            "FAILED": "FAIL",
+                            "KILLED": "PRUNED",
+                        }[status]
+                    },
+                )
+                self.tracker.end(run_id, status)
+            with contextlib.suppress(Exception):  # accounting must never fail a trial
+                trial.set_user_attr("phases_s", clock.result())
+            self._local.last_exit = time.perf_counter()
 
     def _evaluate_trial(
-        self, trial: optuna.Trial, config: InferenceConfig, run_id: str
+        self,
+        trial: optuna.Trial,
+        config: InferenceConfig,
+        run_id: str,
+        engine: Engine,
+        clock: PhaseClock,
     ) -> list[float]:
-        engine = self._engine()
         baseline = self.baseline()
         earlier = self._same_config(trial, config)
         if earlier is not None:
@@ -343,15 +356,20 @@ class Tuner:
             trial.set_user_attr("duplicate_of", earlier.number)
             for name, value in (earlier.constraints or {}).items():
                 trial.set_constraint(name, value)
-            self.tracker.log(
-                run_id,
-                metrics=earlier.user_attrs["figures"],
-                tags={"infertune.duplicate_of": str(earlier.number)},
-            )
+            with clock.phase("tracking"):
+                self.tracker.log(
+                    run_id,
+                    metrics=earlier.user_attrs["figures"],
+                    tags={"infertune.duplicate_of": str(earlier.number)},
+                )
             return list(earlier.values)
-        variant = engine.variant(self.subject, config, self.space.finetune_epochs)
+        with clock.phase("build"):
+            variant = engine.variant(self.subject, config, self.space.finetune_epochs)
         trial.set_user_attr("variant_key", variant.key)
-        scores = engine.evaluate(self.subject, variant, config)
+        if not variant.meta.get("source"):  # the source model itself is never built
+            trial.set_user_attr("variant_cache_hit", variant.cache_hit)
+        with clock.phase("accuracy"):
+            scores = engine.evaluate(self.subject, variant, config)
         early = {k: scores[k] for k in SCORE_FIGURES} | {"model_size_mb": variant.size_mb}
         _, violations = constraint_check(self.space, baseline, early)
         if violations:
@@ -359,9 +377,11 @@ class Tuner:
             reason = "; ".join(violations)
             trial.set_user_attr("pruned_reason", reason)
             trial.set_user_attr("figures", {k: v for k, v in early.items() if v is not None})
-            self.tracker.log(run_id, metrics=early, tags={"infertune.pruned_reason": reason})
+            with clock.phase("tracking"):
+                self.tracker.log(run_id, metrics=early, tags={"infertune.pruned_reason": reason})
             raise optuna.TrialPruned(reason)
-        timing = engine.time(self.subject, variant, config, self.search_window)
+        with clock.phase("timing"):
+            timing = engine.time(self.subject, variant, config, self.search_window)
         if not timing["valid"]:
             raise MeasurementError(f"Invalid measurement: {timing['invalid_reason']}")
         record = engine.record(self.subject, config, variant, timing, scores, self.search_window)
@@ -374,13 +394,17 @@ class Tuner:
         trial.set_user_attr("violations", violations)
         trial.set_user_attr("feasible", not violations)
         trial.set_user_attr("speedup_p95", speedup)
-        self.tracker.log(
-            run_id,
-            metrics={**figures, "speedup_p95": speedup},
-            tags={"infertune.variant_key": variant.key, "infertune.feasible": str(not violations)},
-        )
-        self.tracker.log_json(run_id, "measurement.json", record)
-        self._log_variant_once(run_id, variant.key, variant.path)
+        with clock.phase("tracking"):
+            self.tracker.log(
+                run_id,
+                metrics={**figures, "speedup_p95": speedup},
+                tags={
+                    "infertune.variant_key": variant.key,
+                    "infertune.feasible": str(not violations),
+                },
+            )
+            self.tracker.log_json(run_id, "measurement.json", record)
+            self._log_variant_once(run_id, variant.key, variant.path)
         missing = [str(f) for f in self.objectives if figures.get(str(f)) is None]
         if missing:
             raise MeasurementError(
@@ -431,6 +455,7 @@ class Tuner:
         if on_trial is not None:
             callbacks.append(on_trial)
         before = len(self.study.get_trials(deepcopy=False))
+        self._local.last_exit = time.perf_counter()  # the first ask is charged to trial 1
         self.study.optimize(
             self.objective,
             n_trials=remaining,

@@ -62,6 +62,9 @@ class WorkerProcess:
         self._proc: subprocess.Popen[bytes] | None = None
         self._stderr: Any = None
         self._buffer = b""
+        self._spawned_at = 0.0
+        self.startup_s = 0.0
+        """Seconds spent starting processes and importing runtimes, over this worker's life."""
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -99,6 +102,7 @@ class WorkerProcess:
             start_new_session=True,
         )
         self._buffer = b""
+        self._spawned_at = time.monotonic()
         _LIVE_WORKERS.add(self)
 
     def close(self) -> None:
@@ -179,6 +183,10 @@ class WorkerProcess:
             while True:
                 event = self._next_event(op, deadline, timeout)
                 kind = event.get("event")
+                if kind == "ready":
+                    self.startup_s += time.monotonic() - self._spawned_at
+                    continue
+                self.startup_s += float(event.get("startup_s", 0.0))
                 if kind in ("result", "error"):
                     answered = True
                     if kind == "error":

@@ -11,7 +11,6 @@ worker never imports TensorFlow.
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import sys
@@ -22,6 +21,7 @@ from collections.abc import Callable
 from typing import IO, Any
 
 from infertune.exceptions import InfertuneError
+from infertune.workers import startup
 
 #: Operation name -> "module:function". Each function takes ``ctx`` then keyword parameters
 #: and returns a JSON-serializable result.
@@ -82,26 +82,29 @@ def one_line(exc: BaseException, limit: int = 300) -> str:
     return (text[:limit] + ("…" if len(text) > limit else "")) or type(exc).__name__
 
 
-def _resolve(op: str) -> Callable[..., Any]:
+def timed_import_handler(op: str) -> Callable[..., Any]:
+    """The handler function of ``op``, its module imported on first use (start-up cost)."""
     try:
         target = HANDLERS[op]
     except KeyError:
         raise InfertuneError(f"Unknown worker operation '{op}'.") from None
     module_name, func_name = target.split(":")
-    func: Callable[..., Any] = getattr(importlib.import_module(module_name), func_name)
+    func: Callable[..., Any] = getattr(startup.timed_import(module_name), func_name)
     return func
 
 
 def serve(requests: IO[str], out: IO[str]) -> None:
     """Answer requests until stdin closes."""
     ctx = WorkerContext(out)
+    ctx.emit({"event": "ready"})
     for line in requests:
         if not line.strip():
             continue
         request = json.loads(line)
         try:
-            result = _resolve(request["op"])(ctx, **request.get("params", {}))
-            ctx.emit({"event": "result", "result": result})
+            handler = timed_import_handler(request["op"])
+            result = handler(ctx, **request.get("params", {}))
+            ctx.emit({"event": "result", "result": result, "startup_s": startup.take()})
         except InfertuneError as exc:
             ctx.emit({"event": "error", "type": type(exc).__name__, "message": one_line(exc)})
         except Exception as exc:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from types import ModuleType
 
+from infertune.workers.startup import timed_import
+
 _configured = False
 
 
@@ -22,7 +24,7 @@ def import_tensorflow() -> ModuleType:
     inter-op thread: a single inference request spread over N cores.
     """
     global _configured
-    import tensorflow as tf
+    tf = timed_import("tensorflow")
 
     if not _configured:
         threads = worker_threads()

@@ -1,0 +1,1 @@
+"""The platform's own database: SQLAlchemy models, session scope, Alembic migrations."""

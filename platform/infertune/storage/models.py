@@ -1,0 +1,89 @@
+"""SQLAlchemy models of the platform's own records.
+
+They live in the same database as Optuna's tables (the platform database, ``--db-url``),
+prefixed ``infertune_`` so that no name clashes, and are created and upgraded by the
+Alembic migrations in ``migrations/`` (version table ``infertune_alembic_version``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, ForeignKey, Integer, MetaData, String, Text, func
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+#: Stable constraint names, so migrations can refer to them on every database.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> dt.datetime:
+    """Now, in UTC with its time zone."""
+    return dt.datetime.now(dt.UTC)
+
+
+class Base(DeclarativeBase):
+    """Base of the platform's tables."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {dict[str, Any]: JSON, dt.datetime: DateTime(timezone=True)}
+
+
+class StudyRecord(Base):
+    """A tuning study as the platform knows it (the trials themselves are Optuna's)."""
+
+    __tablename__ = "infertune_studies"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(512), unique=True)
+    model: Mapped[str] = mapped_column(Text)
+    model_sha256: Mapped[str] = mapped_column(String(64))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    space: Mapped[dict[str, Any]] = mapped_column(JSON)
+    objectives: Mapped[dict[str, Any]] = mapped_column(JSON)
+    constraints: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    hardware_id: Mapped[str] = mapped_column(String(64))
+    fingerprint: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    storage_url: Mapped[str] = mapped_column(Text, default="")
+    mlflow_experiment_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    mlflow_parent_run_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    status: Mapped[str] = mapped_column(String(32), default="created")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, server_default=func.now())
+    updated_at: Mapped[dt.datetime] = mapped_column(
+        default=utcnow, onupdate=utcnow, server_default=func.now()
+    )
+
+    promotions: Mapped[list[Promotion]] = relationship(back_populates="study")
+
+
+class Promotion(Base):
+    """One move of a registry alias: a promotion or a rollback (the audit trail)."""
+
+    __tablename__ = "infertune_promotions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    action: Mapped[str] = mapped_column(String(16))  # "promote" | "rollback"
+    registered_model: Mapped[str] = mapped_column(String(256), index=True)
+    version: Mapped[str] = mapped_column(String(32))
+    alias: Mapped[str] = mapped_column(String(256))
+    previous_version: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    study_id: Mapped[int | None] = mapped_column(
+        ForeignKey("infertune_studies.id", ondelete="SET NULL"), nullable=True
+    )
+    study_name: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    trial_number: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    figures: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    hardware_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    forced: Mapped[bool] = mapped_column(default=False)
+    actor: Mapped[str] = mapped_column(String(256))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, server_default=func.now())
+
+    study: Mapped[StudyRecord | None] = relationship(back_populates="promotions")
