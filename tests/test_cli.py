@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -24,6 +25,35 @@ def run(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
         env=env,
         timeout=600,
     )
+
+
+#: Six configurations of demo:digits-cnn with an accuracy objective (tests of what follows a
+#: study: registry, dashboard).
+TINY_SPACE = """
+knobs:
+  runtime: {type: categorical, choices: [tf, tflite]}
+  precision: {type: categorical, choices: [fp32, int8], when: {runtime: [tflite]}}
+  prune_ratio: {type: float, low: 0.0, high: 0.5, step: 0.5}
+objectives: {latency_p95_ms: minimize, accuracy: maximize}
+constraints: {max_accuracy_drop: 0.05}
+measurement:
+  search: {warmup_s: 0.05, min_duration_s: 0.1, min_calls: 10}
+  verify: {warmup_s: 0.05, min_duration_s: 0.1, min_calls: 20, repeats: 2}
+finetune_epochs: 1
+"""
+
+
+def tune_tiny(home: Path, study: str) -> dict[str, Any]:
+    """Tune all of TINY_SPACE on demo:digits-cnn through the CLI; the printed front."""
+    space = home / "tiny.yaml"
+    space.write_text(TINY_SPACE)
+    proc = run(
+        "tune", "demo:digits-cnn", "--space", str(space), "--study", study,
+        "--trials", "6", "--sampler", "grid", "--json", home=home,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    front: dict[str, Any] = json.loads(proc.stdout)
+    return front
 
 
 def _one_error_line(proc: subprocess.CompletedProcess[str]) -> str:

@@ -696,6 +696,52 @@ def registry(
         stdout.print(table)
 
 
+# -- dashboard ---------------------------------------------------------------------------
+
+#: ``dashboards/app.py`` at the top of the source tree.
+DASHBOARD_APP = Path(__file__).resolve().parents[2] / "dashboards" / "app.py"
+
+
+@app.command()
+def dashboard(
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port to serve on.")] = 8501,
+    host: Annotated[
+        str,
+        typer.Option(
+            "--host", help="Address to listen on (0.0.0.0 for every interface; no login!)."
+        ),
+    ] = "127.0.0.1",
+) -> None:
+    """Open the web dashboard: studies, Pareto fronts, trials, promotion, registry, launch.
+
+    It reads the same platform database and MLflow store as the other commands (the global
+    --home, --db-url and --mlflow-uri apply). Stop it with Ctrl-C.
+    """
+    import os
+
+    settings = _settings()
+    if not DASHBOARD_APP.is_file():
+        raise InfertuneError(
+            f"The dashboard app {DASHBOARD_APP} is missing; run infertune from its source tree "
+            "(pip install -e .)."
+        )
+    _platform_db()  # schema check (and a fresh database created) before the server starts
+    env = dict(os.environ)
+    env["INFERTUNE_HOME"] = str(settings.home)
+    if settings.db_url:
+        env["INFERTUNE_DB_URL"] = settings.db_url
+    if settings.mlflow_tracking_uri:
+        env["MLFLOW_TRACKING_URI"] = settings.mlflow_tracking_uri
+    command = [
+        sys.executable, "-m", "streamlit", "run", str(DASHBOARD_APP),
+        "--server.port", str(port), "--server.address", host, "--server.headless", "true",
+        "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal",
+    ]  # fmt: skip
+    typer.echo(f"infertune dashboard on http://{host}:{port} (Ctrl-C stops it)", err=True)
+    sys.stdout.flush()
+    os.execve(sys.executable, command, env)
+
+
 @app.command()
 def info(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,

@@ -82,6 +82,7 @@ _MEASUREMENT_DETAILS = (
     "load_s",
     "runtime_settings",
     "waited_for_lock_s",
+    "latency_histogram",
     "worker_pid",
 )
 _PRUNING_FACTS = ("params_before", "params_after", "layers", "finetune_epochs")
@@ -517,7 +518,7 @@ class Engine:
             "invalid_reason": timing["invalid_reason"],
             "task": subject.task,
             "eval_samples": scores["eval_samples"],
-            "measurement": {key: timing[key] for key in _MEASUREMENT_DETAILS}
+            "measurement": {key: timing.get(key) for key in _MEASUREMENT_DETAILS}
             | {"window": window.model_dump()},
             "variant": {
                 "key": variant.key,

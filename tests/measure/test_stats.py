@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from infertune.measure.stats import summarize
+from infertune.measure.stats import histogram, summarize
 from infertune.measure.window import MeasurementWindow
 
 WINDOW = MeasurementWindow(min_duration_s=0.5, min_calls=100, max_duration_s=5)
@@ -39,3 +39,12 @@ def test_missed_minimums_withhold_the_figures(calls: int, wall_s: float, reason:
 def test_window_rejects_max_below_min() -> None:
     with pytest.raises(ValueError, match="below the minimum duration"):
         MeasurementWindow(min_duration_s=10, max_duration_s=5)
+
+
+def test_histogram_counts_every_call_and_keeps_the_tail_in_the_last_bin() -> None:
+    ms = np.concatenate([np.full(990, 1.0) + np.linspace(0, 0.1, 990), np.full(10, 50.0)])
+    hist = histogram(ms, bins=10)
+    assert sum(hist["counts"]) == len(ms)
+    assert len(hist["edges_ms"]) == 11 and hist["edges_ms"][0] == pytest.approx(1.0)
+    assert hist["counts"][-1] >= 10  # the 50 ms outliers, clipped into the last bin
+    assert histogram(np.full(5, 2.0))["counts"][0] == 5  # all equal: one full bin

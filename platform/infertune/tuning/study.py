@@ -92,6 +92,14 @@ def _spec_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     return [names[k] for k in keys if old.get(k) != new.get(k)]
 
 
+def _problem_hash(spec: dict[str, Any]) -> str:
+    """The spec's hash without the measurement settings (they do not change the problem)."""
+    space = {
+        k: v for k, v in spec.get("space", {}).items() if k not in ("measurement", "description")
+    }
+    return json_sha256({**spec, "space": space})
+
+
 def open_study(
     name: str,
     url: str,
@@ -121,7 +129,14 @@ def open_study(
                 f"Study '{name}' exists in {url} but was not created by "
                 "infertune; choose another --study name."
             )
-        if study_attr(existing, "spec_hash") != spec_hash:
+        if study_attr(existing, "spec_hash") != spec_hash and _problem_hash(old) == _problem_hash(
+            spec
+        ):
+            # Only how figures are measured changed (windows, repeats): same problem, the
+            # study goes on, and later trials and verifications use the new settings.
+            existing.set_user_attr(ATTR + "spec", spec)
+            existing.set_user_attr(ATTR + "spec_hash", spec_hash)
+        elif study_attr(existing, "spec_hash") != spec_hash:
             differs = ", ".join(_spec_differences(old, spec)) or "settings"
             raise ConfigurationError(
                 f"Study '{name}' exists with a different {differs}; resume it with the same "
