@@ -30,13 +30,15 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/repeatability.py --repeats 5
 	$(BIN)/python benchmarks/overhead.py --trials 15
 
-# Fewer repeats and seeds; reuses the search-efficiency table measured on this host if any.
+# Fewer repeats, seeds and trials, results in benchmarks/results/quick (not committed);
+# reuses the search-efficiency table measured on this host if there is one.
+QUICK_OUT := --out benchmarks/results/quick
 bench-quick: $(STAMP)
-	$(BIN)/python benchmarks/speedup.py --repeats 2 --min-duration 1
-	$(BIN)/python benchmarks/best_speedup.py --models demo:digits-cnn --trials 8 --repeats 2
-	$(BIN)/python benchmarks/search_efficiency.py --seeds 3 --reuse-table
-	$(BIN)/python benchmarks/repeatability.py --repeats 3 --windows 0.5:50,3:500
-	$(BIN)/python benchmarks/overhead.py --trials 6
+	$(BIN)/python benchmarks/speedup.py --repeats 2 --min-duration 0.5 $(QUICK_OUT)
+	$(BIN)/python benchmarks/best_speedup.py --models demo:digits-cnn --trials 6 --repeats 2 $(QUICK_OUT)
+	$(BIN)/python benchmarks/search_efficiency.py --seeds 3 --reuse-table $(QUICK_OUT)
+	$(BIN)/python benchmarks/repeatability.py --repeats 3 --windows 1:100 $(QUICK_OUT)
+	$(BIN)/python benchmarks/overhead.py --trials 4 $(QUICK_OUT)
 
 lint: $(STAMP)
 	$(BIN)/ruff check platform tests benchmarks migrations dashboards

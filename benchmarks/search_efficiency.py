@@ -150,12 +150,13 @@ def main() -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space = SearchSpace.model_validate(SPACE)
     size = space_size(space)
-    previous = args.out / f"search-efficiency-{args.model.replace(':', '-')}.json"
+    file_name = f"search-efficiency-{args.model.replace(':', '-')}.json"
     reused = None
-    if args.reuse_table and previous.is_file():
-        last = json.loads(previous.read_text())
-        if last["fingerprint"]["hardware_id"] == fingerprint()["hardware_id"]:
-            reused = last
+    for previous in (args.out / file_name, Path(__file__).parent / "results" / file_name):
+        if args.reuse_table and reused is None and previous.is_file():
+            last = json.loads(previous.read_text())
+            if last["fingerprint"]["hardware_id"] == fingerprint()["hardware_id"]:
+                reused = last
     started = time.monotonic()
     if reused is not None:
         print(f"reusing the table measured at {reused['measured_at']}", flush=True)

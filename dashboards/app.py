@@ -17,6 +17,7 @@ st.navigation(
         st.Page("views/study.py", title="Study", url_path="study"),
         st.Page("views/trial.py", title="Trial", url_path="trial"),
         st.Page("views/registry.py", title="Registry", url_path="registry"),
+        st.Page("views/schedules.py", title="Schedules", url_path="schedules"),
         st.Page("views/launch.py", title="Launch", url_path="launch"),
     ]
 ).run()

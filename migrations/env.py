@@ -24,7 +24,8 @@ def include_object(
 ) -> bool:
     """Autogenerate looks at the platform's tables only."""
     if type_ == "table":
-        return bool(name and name.startswith(OWN_PREFIX))
+        # APScheduler creates and owns its job table itself.
+        return bool(name and name.startswith(OWN_PREFIX) and name != "infertune_apscheduler_jobs")
     return True
 
 

@@ -609,7 +609,7 @@ def db_current(as_json: JsonOption = False) -> None:
         typer.echo(json.dumps(payload, indent=2))
         return
     state = "up to date" if current == head else "behind: run `infertune db upgrade`"
-    if current is None:
+    if current is None and db.is_fresh():
         state = "not created yet: `infertune db upgrade` (or any command) creates it"
     typer.echo(f"{payload['url']}: revision {current or 'base'} (head {head}), {state}.")
 
@@ -696,6 +696,158 @@ def registry(
         stdout.print(table)
 
 
+# -- scheduled re-tuning -----------------------------------------------------------------
+
+schedule_app = typer.Typer(
+    help="Re-tune studies on a schedule (run the service with `infertune scheduler`).",
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+)
+app.add_typer(schedule_app, name="schedule")
+StudyArgument = Annotated[str, typer.Argument(help="Study name.", show_default=False)]
+
+
+@schedule_app.command("add")
+def schedule_add(
+    study: StudyArgument,
+    cron: Annotated[
+        str | None,
+        typer.Option(
+            "--cron", help="Crontab expression in UTC, e.g. '0 2 * * *'.", show_default=False
+        ),
+    ] = None,
+    every: Annotated[
+        str | None,
+        typer.Option("--every", help="Interval: 90s, 30m, 6h, 1d.", show_default=False),
+    ] = None,
+    trials: Annotated[int, typer.Option("--trials", min=1, help="Trials per re-tune.")] = 15,
+    auto_promote: Annotated[
+        str | None,
+        typer.Option(
+            "--auto-promote",
+            help="Registered model to promote a better configuration to.",
+            show_default=False,
+        ),
+    ] = None,
+    alias: AliasOption = "production",
+    min_gain: Annotated[
+        float,
+        typer.Option(
+            "--min-gain",
+            help="Promote only when p95 is faster than production by more than this fraction.",
+        ),
+    ] = 0.05,
+    as_json: JsonOption = False,
+) -> None:
+    """Re-tune STUDY on a schedule: a new study warm-started from its last front.
+
+    With --auto-promote MODEL, a re-tune promotes its best verified configuration only if it
+    beats the production one (re-timed in the same run) by more than --min-gain. Adding a
+    schedule for a study that has one replaces it.
+    """
+    from infertune.scheduling.schedules import add_schedule, parse_cron, parse_every
+    from infertune.tuning import queries
+
+    if cron is not None:  # a bad expression is the first thing to say
+        parse_cron(cron)
+    if every is not None:
+        parse_every(every)
+    db = _platform_db()
+    queries.load(study, _settings_storage(None))  # the study must exist
+    added = add_schedule(db, study, cron, every, trials, auto_promote, alias, min_gain)
+    if as_json:
+        typer.echo(json.dumps(added, indent=2))
+    else:
+        typer.echo(f"Scheduled re-tuning of '{study}'; next run {added['next_run']} (UTC).")
+
+
+@schedule_app.command("list")
+def schedule_list(as_json: JsonOption = False) -> None:
+    """Show every schedule with its next run and its last run's outcome."""
+    from infertune.display import schedules_table, stdout
+    from infertune.scheduling.schedules import overview
+
+    rows = overview(_platform_db())
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2, default=str))
+    else:
+        stdout.print(schedules_table(rows))
+
+
+@schedule_app.command("pause")
+def schedule_pause(study: StudyArgument) -> None:
+    """Stop a schedule from firing (it keeps its settings)."""
+    from infertune.scheduling.schedules import set_paused
+
+    set_paused(_platform_db(), study, True)
+    typer.echo(f"Paused the schedule of '{study}'.")
+
+
+@schedule_app.command("resume")
+def schedule_resume(study: StudyArgument) -> None:
+    """Let a paused schedule fire again."""
+    from infertune.scheduling.schedules import set_paused
+
+    set_paused(_platform_db(), study, False)
+    typer.echo(f"Resumed the schedule of '{study}'.")
+
+
+@schedule_app.command("remove")
+def schedule_remove(study: StudyArgument) -> None:
+    """Delete a schedule (its run history stays)."""
+    from infertune.scheduling.schedules import remove_schedule
+
+    remove_schedule(_platform_db(), study)
+    typer.echo(f"Removed the schedule of '{study}'.")
+
+
+@schedule_app.command("run-now")
+def schedule_run_now(
+    study: StudyArgument,
+    trigger: Annotated[str, typer.Option("--trigger", hidden=True)] = "run-now",
+    as_json: JsonOption = False,
+) -> None:
+    """Run one re-tune of a schedule now, in this process, and record it like the service does."""
+    from infertune.scheduling.retune import run_retune
+
+    _platform_db()
+    outcome = run_retune(_settings(), study, trigger)
+    if as_json:
+        typer.echo(json.dumps(outcome, indent=2, default=str))
+    else:
+        typer.echo(f"{outcome['study']}: {outcome['decision']}. {outcome['detail']}")
+
+
+@app.command()
+def scheduler(
+    sync: Annotated[
+        float, typer.Option("--sync", min=0.5, help="Seconds between reads of the schedules.")
+    ] = 5.0,
+    stale_after: Annotated[
+        float,
+        typer.Option("--stale-after", min=1.0, help="Seconds after which a silent lock is free."),
+    ] = 60.0,
+) -> None:
+    """Run the scheduler service: fire re-tunes on their schedules until SIGTERM or Ctrl-C.
+
+    One service per platform database: a second one refuses to start and names the holder
+    (the lock frees itself --stale-after seconds after its holder dies). Each re-tune runs in
+    its own process with its log under HOME/scheduler/.
+    """
+    import logging
+
+    from infertune.scheduling.service import SchedulerService
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    for noisy in ("apscheduler", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    service = SchedulerService(_settings(), sync_s=sync, stale_after_s=stale_after)
+    service.start()
+    typer.echo(f"infertune scheduler running as {service.lock.name} (Ctrl-C stops it)", err=True)
+    service.run_forever()
+    typer.echo("infertune scheduler stopped", err=True)
+
+
 # -- dashboard ---------------------------------------------------------------------------
 
 #: ``dashboards/app.py`` at the top of the source tree.
@@ -726,12 +878,7 @@ def dashboard(
             "(pip install -e .)."
         )
     _platform_db()  # schema check (and a fresh database created) before the server starts
-    env = dict(os.environ)
-    env["INFERTUNE_HOME"] = str(settings.home)
-    if settings.db_url:
-        env["INFERTUNE_DB_URL"] = settings.db_url
-    if settings.mlflow_tracking_uri:
-        env["MLFLOW_TRACKING_URI"] = settings.mlflow_tracking_uri
+    env = settings.child_env()
     command = [
         sys.executable, "-m", "streamlit", "run", str(DASHBOARD_APP),
         "--server.port", str(port), "--server.address", host, "--server.headless", "true",

@@ -7,6 +7,7 @@ checkout needs no set-up.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pydantic import AliasChoices, Field, field_validator
@@ -46,6 +47,20 @@ class Settings(BaseSettings):
     def tracking_uri(self) -> str:
         """The MLflow tracking URI, defaulting to its own SQLite database inside home."""
         return self.mlflow_tracking_uri or f"sqlite:///{self.home / 'mlflow.db'}"
+
+    def child_env(self, base: dict[str, str] | None = None) -> dict[str, str]:
+        """An environment that gives a child process these settings.
+
+        For scheduler jobs, the dashboard and launched studies. Through the environment
+        rather than argv: database URLs may hold passwords, and any user can read argv.
+        """
+        env = dict(os.environ if base is None else base)
+        env["INFERTUNE_HOME"] = str(self.home)
+        if self.db_url:
+            env["INFERTUNE_DB_URL"] = self.db_url
+        if self.mlflow_tracking_uri:
+            env["MLFLOW_TRACKING_URI"] = self.mlflow_tracking_uri
+        return env
 
     @property
     def artifacts_dir(self) -> Path:

@@ -364,3 +364,30 @@ def _float(value: Any) -> float | None:
         return float(value)
     except (TypeError, ValueError):
         return None
+
+
+def schedules_table(rows: list[dict[str, Any]]) -> Table:
+    """Schedules with their next and last runs."""
+    table = Table(title="schedules", title_justify="left")
+    for column in ("study", "when", "trials", "auto-promote", "next run (UTC)", "last run"):
+        table.add_column(column)
+    for r in rows:
+        when = r["cron"] or f"every {r['every_s']:g} s"
+        last = r["last_run"]
+        last_text = (
+            f"{last['started_at'][:19]} {last['status']}"
+            + (f": {last['decision']}" if last.get("decision") else "")
+            if last
+            else "—"
+        )
+        table.add_row(
+            r["study"],
+            when + (" (paused)" if r["paused"] else ""),
+            str(r["trials"]),
+            f"{r['auto_promote']}@{r['alias']} (>{r['min_gain']:.0%})"
+            if r["auto_promote"]
+            else "—",
+            (r["next_run"] or "—")[:19],
+            last_text,
+        )
+    return table

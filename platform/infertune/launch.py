@@ -37,13 +37,9 @@ def tune_command(
     data: str | None = None,
     train_data: str | None = None,
 ) -> list[str]:
-    """The ``infertune tune`` command line for a launch, with this process's settings."""
-    command = [sys.executable, "-m", "infertune", "--home", str(settings.home)]
-    if settings.db_url:
-        command += ["--db-url", settings.db_url]
-    if settings.mlflow_tracking_uri:
-        command += ["--mlflow-uri", settings.mlflow_tracking_uri]
-    command += ["tune", model, "--study", study, "--trials", str(trials), "--space", space]
+    """The ``infertune tune`` command line for a launch (settings go in its environment)."""
+    command = [sys.executable, "-m", "infertune", "tune", model, "--study", study]
+    command += ["--trials", str(trials), "--space", space]
     if data:
         command += ["--data", data]
     if train_data:
@@ -92,7 +88,7 @@ def launch_study(
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # survives the page's reruns and the dashboard's restart
-            env={**os.environ, "COLUMNS": "120"},
+            env={**settings.child_env(), "COLUMNS": "120"},
         )
     record = {
         "study": study,

@@ -139,3 +139,17 @@ def test_launch_page_starts_a_background_study(app: AppTest, dash_home: dict[str
     st.cache_data.clear()
     app.run()
     assert "2/2 trials" in _texts(app)
+
+
+def test_schedules_page_lists_and_pauses(app: AppTest, dash_home: dict[str, Any]) -> None:
+    from infertune.scheduling.schedules import add_schedule, overview
+    from infertune.storage.db import Database
+
+    db = Database(load_settings(home=dash_home["home"]).database_url)
+    add_schedule(db, STUDY, "0 2 * * *", None, trials=4)
+    _open(app, "views/schedules.py")
+    table = app.dataframe[0].value
+    assert list(table["study"]) == [STUDY] and list(table["when"]) == ["0 2 * * *"]
+    _submit(app, "Pause")
+    assert overview(db)[0]["paused"] is True
+    assert "No runs yet." in _texts(app)

@@ -105,7 +105,8 @@ class Database:
                 f"Cannot read the platform database {safe_url(self.url)}: {_first_line(exc)}"
             ) from None
 
-    def _is_fresh(self) -> bool:
+    def is_fresh(self) -> bool:
+        """Whether the platform's schema was never created here (no version table)."""
         with self.engine.connect() as conn:
             return not sa.inspect(conn).has_table(VERSION_TABLE)
 
@@ -140,7 +141,7 @@ class Database:
         if self._checked:
             return
         try:
-            fresh = self._is_fresh()
+            fresh = self.is_fresh()
         except SQLAlchemyError as exc:
             raise StorageError(
                 f"Cannot open the platform database {safe_url(self.url)}: {_first_line(exc)}"

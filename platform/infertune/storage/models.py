@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Integer, MetaData, String, Text, func
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, MetaData, String, Text, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 #: Stable constraint names, so migrations can refer to them on every database.
@@ -87,3 +87,55 @@ class Promotion(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, server_default=func.now())
 
     study: Mapped[StudyRecord | None] = relationship(back_populates="promotions")
+
+
+class Schedule(Base):
+    """A re-tuning schedule of a study (one per study)."""
+
+    __tablename__ = "infertune_schedules"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(512), unique=True)  # the study it re-tunes
+    cron: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    every_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    trials: Mapped[int] = mapped_column(Integer)
+    auto_promote: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    alias: Mapped[str] = mapped_column(String(256), default="production")
+    min_gain: Mapped[float] = mapped_column(Float, default=0.05)
+    paused: Mapped[bool] = mapped_column(default=False)
+    latest_study: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    seen_model_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    seen_hardware_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, server_default=func.now())
+    updated_at: Mapped[dt.datetime] = mapped_column(
+        default=utcnow, onupdate=utcnow, server_default=func.now()
+    )
+
+
+class JobRun(Base):
+    """One run (or skipped/missed run) of a schedule's re-tune job, with its decision."""
+
+    __tablename__ = "infertune_job_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    schedule: Mapped[str] = mapped_column(String(512), index=True)
+    trigger: Mapped[str] = mapped_column(String(32))  # schedule | run-now | model | hardware
+    status: Mapped[str] = mapped_column(String(16))  # running | finished | failed | skipped
+    started_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    ended_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    study_created: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    decision: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    figures: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    detail: Mapped[str] = mapped_column(Text, default="")
+    host: Mapped[str] = mapped_column(String(256), default="")
+
+
+class SchedulerLock(Base):
+    """The one row that says which scheduler process runs the jobs of this database."""
+
+    __tablename__ = "infertune_scheduler_lock"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    holder: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    heartbeat_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    started_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)

@@ -36,7 +36,7 @@ class TunedModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc,name-defined]
             from ai_edge_litert.interpreter import Interpreter
 
             self._interpreter = Interpreter(
-                model_path=artifact, num_threads=self.threads or os.cpu_count() or 1
+                model_path=artifact, num_threads=self.threads or _usable_cores()
             )
             (self._input,) = self._interpreter.get_input_details()
             (output,) = self._interpreter.get_output_details()
@@ -103,6 +103,14 @@ class TunedModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc,name-defined]
             for i in range(0, len(x), self.batch_size)
         ]
         return np.concatenate(chunks)
+
+
+def _usable_cores() -> int:
+    """Cores this process may use (its CPU affinity), as when the model was measured."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
 
 
 mlflow.models.set_model(TunedModel())

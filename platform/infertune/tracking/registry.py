@@ -107,8 +107,10 @@ class Registry:
 
         try:
             model = self.client.get_registered_model(name)
-        except MlflowException:
-            return {}
+        except MlflowException as exc:
+            if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+                return {}
+            raise RegistryError(f"Cannot read '{name}' from the MLflow registry: {exc}") from exc
         return {str(k): str(v) for k, v in (model.aliases or {}).items()}
 
     def _versions(self, name: str) -> list[Any]:
@@ -116,8 +118,10 @@ class Registry:
 
         try:
             found = self.client.search_model_versions(f"name = '{name}'")
-        except MlflowException:
-            return []
+        except MlflowException as exc:
+            if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+                return []
+            raise RegistryError(f"Cannot read '{name}' from the MLflow registry: {exc}") from exc
         return sorted(found, key=lambda v: int(v.version))
 
     def view(self, name: str) -> dict[str, Any]:
@@ -332,12 +336,19 @@ class Registry:
             actor=_actor(),
             reason=reason,
         )
+        from mlflow.exceptions import MlflowException
+
         moved = False
         try:
             with self.db.session() as session:
                 session.add(row)
                 session.flush()  # the row is valid before the alias moves
-                self.client.set_registered_model_alias(name, alias, version)
+                try:
+                    self.client.set_registered_model_alias(name, alias, version)
+                except MlflowException as exc:
+                    raise RegistryError(
+                        f"Moving {name}@{alias} to version {version} failed: {exc}"
+                    ) from exc
                 moved = True
         except BaseException:
             if moved:  # the audit row failed to commit: undo the alias move

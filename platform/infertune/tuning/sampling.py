@@ -67,6 +67,8 @@ def config_params(config: InferenceConfig, space: SearchSpace) -> dict[str, Any]
             continue
         if rng.when and not all(values[other] in allowed for other, allowed in rng.when.items()):
             continue
+        if values[knob] is None and not isinstance(rng, Categorical):
+            continue  # a default (e.g. all cores) outside the range: the sampler picks
         if isinstance(rng, Pow2Range):
             params[pow2_param(knob)] = int(math.log2(values[knob]))
         else:
