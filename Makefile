@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-fast bench bench-quick lint typecheck clean-home help
+.PHONY: demo test test-fast bench bench-quick lint typecheck clean-home help mlflow-server
 
 help:
 	@echo "make demo       create .venv, install, tune the demo model and print the verified front"
@@ -12,6 +12,7 @@ help:
 	@echo "make test-fast  the test suite without the slow tests"
 	@echo "make bench      benchmarks (speed-up, search efficiency, repeatability, overhead); JSON in benchmarks/results"
 	@echo "make bench-quick  the same with fewer repeats, seeds and trials"
+	@echo "make mlflow-server  MLflow on 127.0.0.1:5000 backed by the local PostgreSQL (many processes, no docker)"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +40,9 @@ bench-quick: $(STAMP)
 	$(BIN)/python benchmarks/search_efficiency.py --seeds 3 --reuse-table $(QUICK_OUT)
 	$(BIN)/python benchmarks/repeatability.py --repeats 3 --windows 1:100 $(QUICK_OUT)
 	$(BIN)/python benchmarks/overhead.py --trials 4 $(QUICK_OUT)
+
+mlflow-server: $(STAMP)
+	docker/local-mlflow-server.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff check platform tests benchmarks migrations dashboards

@@ -428,7 +428,9 @@ def tune(
     stdout.print(
         f"Study '{name}' in {url}\n"
         f"MLflow: mlflow ui --backend-store-uri {settings.tracking_uri}\n"
-        f"More: infertune show {name} · infertune front {name}"
+        f"More: infertune show {name} · infertune front {name}\n"
+        f"Dashboard: infertune dashboard (then open http://127.0.0.1:8501) · "
+        f"ship one: infertune promote {name} --trial N --name MODEL"
     )
 
 
@@ -846,6 +848,117 @@ def scheduler(
     typer.echo(f"infertune scheduler running as {service.lock.name} (Ctrl-C stops it)", err=True)
     service.run_forever()
     typer.echo("infertune scheduler stopped", err=True)
+
+
+# -- distributed workers -----------------------------------------------------------------
+
+
+@app.command()
+def worker(
+    study: Annotated[str, typer.Argument(help="Study name.", show_default=False)],
+    trials: Annotated[
+        int,
+        typer.Option(
+            "--trials",
+            min=1,
+            help="Trial budget of the whole study, shared by every worker (not per worker).",
+            show_default=False,
+        ),
+    ],
+    storage: StorageOption = None,
+    heartbeat: Annotated[
+        int,
+        typer.Option(
+            "--heartbeat",
+            min=1,
+            help="Seconds between heartbeats; a trial silent for 3 heartbeats is failed and "
+            "retried.",
+        ),
+    ] = 10,
+    ignore_hardware: Annotated[
+        bool,
+        typer.Option("--ignore-hardware", help="Join although this machine's hardware differs."),
+    ] = False,
+) -> None:
+    """Join an existing study from this machine and run trials until its budget is spent.
+
+    Workers on many machines share the study through its storage (PostgreSQL; the MLflow
+    server must be reachable too). The hardware fingerprint must match the study's. A trial
+    whose worker dies is failed after the grace period and retried; `infertune reconcile`
+    (run by every worker at start) ends the MLflow runs that no worker will end.
+    """
+    import optuna
+
+    from infertune.display import Reporter
+    from infertune.engine import Engine
+    from infertune.space.schema import SearchSpace
+    from infertune.tracking.tracker import Tracker
+    from infertune.tuning import queries
+    from infertune.tuning.distributed import check_hardware, heartbeat_storage, reconcile
+    from infertune.tuning.front import study_attr
+    from infertune.tuning.sampling import make_sampler
+    from infertune.tuning.study import Tuner, resolve_study_subject
+
+    settings = _settings()
+    url = _settings_storage(storage)
+    spec = study_attr(queries.load(study, url), "spec")
+    if spec is None:
+        raise InfertuneError(f"Study '{study}' was not created by infertune.")
+    space = SearchSpace.model_validate(spec["space"])
+    opened = optuna.load_study(
+        study_name=study,
+        storage=heartbeat_storage(url, heartbeat),
+        sampler=make_sampler("auto", None, trials, space),
+    )
+    check_hardware(opened, ignore_hardware)
+    reconcile(settings, opened)
+    with Reporter() as reporter, Engine(settings, on_event=reporter) as engine:
+        subject = resolve_study_subject(engine, opened)
+        tuner = Tuner(settings, opened, subject, space, Tracker(settings), engine, reporter)
+        try:
+            tuner.start()
+            ran = tuner.run(trials, None)
+        except KeyboardInterrupt:
+            raise typer.Exit(130) from None
+        finally:
+            tuner.close()
+    typer.echo(f"worker ran {ran} trial(s) of '{study}'", err=True)
+
+
+@app.command()
+def reconcile(
+    study: Annotated[
+        str | None,
+        typer.Argument(help="Study name (default: every study).", show_default=False),
+    ] = None,
+    storage: StorageOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Fail trials whose worker died and end their MLflow runs as KILLED.
+
+    Safe to run at any time: a trial is stale only when its heartbeat stopped (studies run
+    with `infertune worker` record heartbeats).
+    """
+    import optuna
+
+    from infertune.tuning.distributed import heartbeat_storage
+    from infertune.tuning.distributed import reconcile as reconcile_study
+
+    settings = _settings()
+    url = _settings_storage(storage)
+    names = [study] if study else [s.study_name for s in optuna.get_all_study_summaries(url)]
+    results = {}
+    for name in names:
+        opened = optuna.load_study(study_name=name, storage=heartbeat_storage(url))
+        results[name] = reconcile_study(settings, opened)
+    if as_json:
+        typer.echo(json.dumps(results, indent=2))
+        return
+    for name, counts in results.items():
+        typer.echo(
+            f"{name}: {counts['stale_trials_failed']} stale trial(s) failed, "
+            f"{counts['runs_killed']} MLflow run(s) ended as KILLED"
+        )
 
 
 # -- dashboard ---------------------------------------------------------------------------

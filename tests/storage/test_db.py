@@ -71,11 +71,12 @@ def test_postgres_upgrade_downgrade_upgrade(pg_url: str) -> None:
 def test_many_processes_starting_on_a_fresh_postgres_migrate_once(
     pg_url: str, tmp_path: Path
 ) -> None:
-    # Four processes at once, as workers starting together: one migrates, the rest wait.
+    # Four processes at once, as workers starting together on a fresh database: one creates
+    # the platform's and Optuna's tables, the rest wait.
     env = {**os.environ, "INFERTUNE_HOME": str(tmp_path), "INFERTUNE_DB_URL": pg_url}
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "infertune", "db", "upgrade"],
+            [sys.executable, "-m", "infertune", "studies", "--json"],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -148,6 +148,8 @@ class Database:
             ) from None
         if fresh:
             self.upgrade()
+        if self.engine.dialect.name == "postgresql":
+            self._ensure_optuna_tables()
         current, head = self.current_revision(), head_revision()
         if current != head:
             known = ScriptDirectory.from_config(alembic_config(self.url))
@@ -167,6 +169,23 @@ class Database:
                 "infertune, or point --db-url at another database."
             )
         self._checked = True
+
+    def _ensure_optuna_tables(self) -> None:
+        """Create Optuna's tables one process at a time.
+
+        Many workers starting together on a fresh PostgreSQL database would otherwise race
+        in Optuna's own table creation (duplicate types and tables).
+        """
+        import optuna
+
+        with self.engine.connect() as conn:
+            conn.execute(sa.text("SELECT pg_advisory_lock(hashtext('infertune_migrations'))"))
+            try:
+                if not sa.inspect(conn).has_table("studies"):
+                    optuna.storages.RDBStorage(self.url).remove_session()
+            finally:
+                conn.execute(sa.text("SELECT pg_advisory_unlock(hashtext('infertune_migrations'))"))
+                conn.commit()
 
     # -- sessions ------------------------------------------------------------------------
 

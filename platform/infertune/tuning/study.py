@@ -8,6 +8,8 @@ with, the baseline figures, the MLflow ids, and the verified front.
 from __future__ import annotations
 
 import contextlib
+import os
+import socket
 import statistics
 import threading
 import time
@@ -27,6 +29,7 @@ from infertune.measure.window import MeasurementWindow
 from infertune.space.schema import Direction, Figure, SearchSpace, WindowSpec
 from infertune.storage.db import normalize_url
 from infertune.tracking.tracker import Tracker
+from infertune.tuning.distributed import BudgetGate, GlobalBudget, finished_count
 from infertune.tuning.front import ATTR, dominates, pareto_front, study_attr, trial_rows
 from infertune.tuning.phases import PhaseClock
 from infertune.tuning.sampling import suggest_config
@@ -39,6 +42,9 @@ FINISHED_STATES = (
 )
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+#: This process as recorded on the trials it runs (host:pid).
+WORKER_NAME = f"{socket.gethostname()}:{os.getpid()}"
 
 
 def storage_url(settings: Settings, storage: str | None) -> str:
@@ -301,6 +307,9 @@ class Tuner:
 
     def objective(self, trial: optuna.Trial) -> list[float]:
         """Sample, build, score (prune early if accuracy already fails), time, record."""
+        release = getattr(self._local, "release_gate", None)
+        if release is not None:
+            release()  # this trial is RUNNING in the storage now: others count it
         engine = self._engine()
         last_exit = getattr(self._local, "last_exit", None)
         clock = PhaseClock(
@@ -309,6 +318,7 @@ class Tuner:
         )
         config = suggest_config(trial, self.space)
         trial.set_user_attr("config", config.model_dump(mode="json"))
+        trial.set_user_attr("worker", WORKER_NAME)
         with clock.phase("tracking"):
             run_id = self.tracker.start_trial(
                 self.experiment_id,
@@ -460,26 +470,59 @@ class Tuner:
 
         Returns the count of trials this call ran.
         """
-        finished = len(self.study.get_trials(deepcopy=False, states=FINISHED_STATES))
-        remaining = n_trials - finished
+        # Trials killed with their worker and retried count once (infertune.tuning.distributed).
+        remaining = n_trials - finished_count(self.study)
         if remaining <= 0:
             return 0
         callbacks: list[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]] = [
-            optuna.study.MaxTrialsCallback(n_trials, states=FINISHED_STATES)
+            GlobalBudget(n_trials)
         ]
         if on_trial is not None:
             callbacks.append(on_trial)
         before = len(self.study.get_trials(deepcopy=False))
         self._local.last_exit = time.perf_counter()  # the first ask is charged to trial 1
-        self.study.optimize(
-            self.objective,
-            n_trials=remaining,
-            timeout=timeout,
-            n_jobs=jobs,
-            catch=(InfertuneError,),
-            callbacks=callbacks,
-        )
+        if jobs > 1:
+            # Threads of one process: Optuna shares n_trials between them exactly.
+            self.study.optimize(
+                self.objective,
+                n_trials=remaining,
+                timeout=timeout,
+                n_jobs=jobs,
+                catch=(InfertuneError,),
+                callbacks=callbacks,
+            )
+        else:
+            self._run_gated(n_trials, timeout, callbacks)
         return len(self.study.get_trials(deepcopy=False)) - before
+
+    def _run_gated(
+        self,
+        n_trials: int,
+        timeout: float | None,
+        callbacks: list[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]],
+    ) -> None:
+        """One trial at a time, each started only if the study's budget still has room.
+
+        Other processes may work on the same study (``infertune worker``): the check and the
+        start of the trial happen under :class:`BudgetGate`, so the budget is never
+        overshot.
+        """
+        deadline = time.monotonic() + timeout if timeout is not None else None
+        gate = BudgetGate(self.study, n_trials)
+        try:
+            while deadline is None or time.monotonic() < deadline:
+                if not gate.reserve():
+                    break
+                self._local.release_gate = gate.release
+                try:
+                    self.study.optimize(
+                        self.objective, n_trials=1, catch=(InfertuneError,), callbacks=callbacks
+                    )
+                finally:
+                    gate.release()
+                    self._local.release_gate = None
+        finally:
+            gate.close()
 
     def finish(self, status: str = "FINISHED") -> None:
         """End the parent run with a summary of the front."""
