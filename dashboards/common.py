@@ -150,10 +150,17 @@ def front_figure(plot: dict[str, Any], colour_by: str, y_key: str | None = None)
     for index, group in enumerate(groups):
         colour = COLOURS[index % len(COLOURS)]
         members = [p for p in plot["points"] if str(p.get(colour_by)) == group]
+        dropped = [p for p in members if p["verified"] and not p["kept"]]
         for role, symbol, size, chosen in (
             ("front, verified", "star", 16, [p for p in members if p["kept"]]),
             ("front", "diamond", 12, [p for p in members if p["on_front"] and not p["kept"]]),
-            ("other trials", "circle", 8, [p for p in members if not p["on_front"]]),
+            ("dropped by verification", "circle-open", 10, dropped),
+            (
+                "other trials",
+                "circle",
+                8,
+                [p for p in members if not p["on_front"] and not p["verified"]],
+            ),
         ):
             if not chosen:
                 continue
@@ -209,8 +216,9 @@ def front_figure(plot: dict[str, Any], colour_by: str, y_key: str | None = None)
             )
         )
     figure.update_layout(
-        xaxis_title=x_key,
-        yaxis_title=y_key,
+        xaxis_title=AXIS_TITLES.get(x_key, x_key)
+        + (" (log scale)" if x_key.startswith("latency") else ""),
+        yaxis_title=AXIS_TITLES.get(y_key, y_key),
         height=480,
         margin={"l": 10, "r": 10, "t": 30, "b": 10},
         legend={"orientation": "h", "y": -0.2},
@@ -218,6 +226,21 @@ def front_figure(plot: dict[str, Any], colour_by: str, y_key: str | None = None)
     if x_key.startswith("latency"):
         figure.update_xaxes(type="log")
     return figure
+
+
+#: Axis titles of the figures a study may optimise.
+AXIS_TITLES = {
+    "latency_p50_ms": "p50 latency, ms",
+    "latency_p90_ms": "p90 latency, ms",
+    "latency_p95_ms": "p95 latency, ms",
+    "latency_p99_ms": "p99 latency, ms",
+    "latency_mean_ms": "mean latency, ms",
+    "throughput_sps": "throughput, samples/s",
+    "accuracy": "accuracy",
+    "agreement": "agreement with fp32",
+    "model_size_mb": "model size, MiB",
+    "peak_memory_mb": "peak memory, MiB",
+}
 
 
 def p_feasible(points: list[dict[str, Any]]) -> bool:

@@ -71,6 +71,7 @@ def study_page() -> None:
             ),
             hide_index=True,
             width="stretch",
+            column_config={"speed-up (p95)": st.column_config.NumberColumn(format="%.2fx")},
         )
         for p in front_points:
             st.page_link(
@@ -80,7 +81,12 @@ def study_page() -> None:
             )
 
     st.subheader("All trials")
-    st.dataframe(pd.DataFrame(views["trials"]), hide_index=True, width="stretch")
+    trials = pd.DataFrame(views["trials"])
+    if "threads" in trials:
+        trials["threads"] = trials["threads"].map(
+            lambda t: "default" if pd.isna(t) else str(int(t))
+        )
+    st.dataframe(trials, hide_index=True, width="stretch")
 
     st.subheader("Optimisation history")
     hist = views["history"]

@@ -743,9 +743,9 @@ def schedule_add(
 ) -> None:
     """Re-tune STUDY on a schedule: a new study warm-started from its last front.
 
-    With --auto-promote MODEL, a re-tune promotes its best verified configuration only if it
-    beats the production one (re-timed in the same run) by more than --min-gain. Adding a
-    schedule for a study that has one replaces it.
+    Give exactly one of --cron or --every. With --auto-promote MODEL, a re-tune promotes its
+    best verified configuration only if it beats the production one (re-timed in the same
+    run) by more than --min-gain. Adding a schedule for a study that has one replaces it.
     """
     from infertune.scheduling.schedules import add_schedule, parse_cron, parse_every
     from infertune.tuning import queries
@@ -760,7 +760,11 @@ def schedule_add(
     if as_json:
         typer.echo(json.dumps(added, indent=2))
     else:
-        typer.echo(f"Scheduled re-tuning of '{study}'; next run {added['next_run']} (UTC).")
+        when = (added["next_run"] or "")[:16].replace("T", " ")
+        typer.echo(
+            f"Scheduled re-tuning of '{study}'; next run {when} UTC while `infertune scheduler` "
+            "runs."
+        )
 
 
 @schedule_app.command("list")
@@ -772,6 +776,8 @@ def schedule_list(as_json: JsonOption = False) -> None:
     rows = overview(_platform_db())
     if as_json:
         typer.echo(json.dumps(rows, indent=2, default=str))
+    elif not rows:
+        typer.echo("No schedules yet: infertune schedule add STUDY --every 6h (or --cron ...).")
     else:
         stdout.print(schedules_table(rows))
 

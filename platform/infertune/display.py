@@ -228,7 +228,7 @@ def front_table(front: dict[str, Any]) -> Table:
     table = Table(title=f"Pareto front — study {front['study']} ({state})", title_justify="left")
     table.add_column("trial", justify="right")
     table.add_column("configuration")
-    for name in ("p50 ms", "p95 ms (spread)", "speed-up", "accuracy", "agree", "MiB"):
+    for name in ("p50 ms", "p95 ms (spread)", "speed-up (p95)", "accuracy", "agree", "MiB"):
         table.add_column(name, justify="right")
     base = front["baseline"]
     if base:
@@ -270,7 +270,7 @@ def trials_table(study_name: str, rows: list[dict[str, Any]]) -> Table:
         "state",
         "configuration",
         "p95 ms",
-        "speed-up",
+        "speed-up (p95)",
         "accuracy",
         "% peak",
         "note",
@@ -305,7 +305,7 @@ def studies_table(studies: list[dict[str, Any]]) -> Table:
         "failed",
         "running",
         "front",
-        "best speed-up",
+        "best speed-up (p95)",
         "verified",
         "hardware",
     ):
@@ -366,13 +366,23 @@ def _float(value: Any) -> float | None:
         return None
 
 
+def format_every(seconds: float) -> str:
+    """An interval as the user would write it (6h, 30m, 90s)."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:g}s"
+
+
 def schedules_table(rows: list[dict[str, Any]]) -> Table:
     """Schedules with their next and last runs."""
-    table = Table(title="schedules", title_justify="left")
+    table = Table(
+        title="schedules (they fire while `infertune scheduler` runs)", title_justify="left"
+    )
     for column in ("study", "when", "trials", "auto-promote", "next run (UTC)", "last run"):
         table.add_column(column)
     for r in rows:
-        when = r["cron"] or f"every {r['every_s']:g} s"
+        when = r["cron"] or f"every {format_every(r['every_s'])}"
         last = r["last_run"]
         last_text = (
             f"{last['started_at'][:19]} {last['status']}"

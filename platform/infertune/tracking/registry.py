@@ -91,6 +91,15 @@ def promotion_problems(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> 
     return problems
 
 
+def _promoted_figures(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
+    """The trial's figures: the verified ones (medians of the repeats) where it was verified."""
+    verified = study_attr(study, "verified") or {}
+    for candidate in verified.get("candidates", []):
+        if candidate["number"] == trial.number:
+            return dict(candidate["figures"])
+    return dict(trial.user_attrs.get("figures") or {})
+
+
 class Registry:
     """The MLflow Model Registry of the tracking URI, with the platform's audit trail."""
 
@@ -242,7 +251,7 @@ class Registry:
         run_id = trial.user_attrs.get("mlflow_run_id")
         if run_id is None:
             raise RegistryError(f"Trial {trial.number} has no MLflow run to attach the model to.")
-        figures = trial.user_attrs.get("figures") or {}
+        figures = _promoted_figures(study, trial)
         try:
             with tempfile.TemporaryDirectory() as tmp:
                 probe, final = Path(tmp) / "probe", Path(tmp) / "model"
@@ -326,7 +335,7 @@ class Registry:
             study_name=study.study_name if study is not None else None,
             trial_number=trial.number if trial is not None else None,
             config=(trial.user_attrs.get("config") or {}) if trial is not None else {},
-            figures=(trial.user_attrs.get("figures") or {}) if trial is not None else {},
+            figures=_promoted_figures(study, trial) if study and trial else {},
             hardware_id=(
                 (study_attr(study, "fingerprint") or {}).get("hardware_id")
                 if study is not None

@@ -588,6 +588,7 @@ def verify_front(
                     f"Verification of trial {c['number']} is invalid: {result['invalid_reason']}"
                 )
             timings[c["number"]].append(result)
+    report({"event": "progress", "task": "verifying the front", "completed": total, "total": total})
     baseline = study_attr(study, "baseline", {})
     verified = []
     for c in candidates:
