@@ -39,7 +39,7 @@ bench-quick: $(STAMP)
 	$(BIN)/python benchmarks/best_speedup.py --models demo:digits-cnn --trials 6 --repeats 2 $(QUICK_OUT)
 	$(BIN)/python benchmarks/search_efficiency.py --seeds 3 --reuse-table $(QUICK_OUT)
 	$(BIN)/python benchmarks/repeatability.py --repeats 3 --windows 1:100 $(QUICK_OUT)
-	$(BIN)/python benchmarks/overhead.py --trials 4 $(QUICK_OUT)
+	$(BIN)/python benchmarks/overhead.py --model demo:digits-cnn --trials 4 $(QUICK_OUT)
 
 mlflow-server: $(STAMP)
 	docker/local-mlflow-server.sh
