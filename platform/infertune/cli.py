@@ -45,6 +45,7 @@ EXIT_INVALID_MEASUREMENT = 3
 
 class _State:
     settings: Settings | None = None
+    db: Any = None
 
 
 def _settings() -> Settings:
@@ -54,12 +55,14 @@ def _settings() -> Settings:
 
 
 def _platform_db() -> Any:
-    """The platform database, its schema checked (a fresh one is created)."""
+    """The platform database, its schema checked (a fresh one is created), once per command."""
     from infertune.storage.db import Database
 
-    db = Database(_settings().database_url)
-    db.ensure_schema()
-    return db
+    if _State.db is None:
+        db = Database(_settings().database_url)
+        db.ensure_schema()
+        _State.db = db
+    return _State.db
 
 
 def _version(value: bool) -> None:
@@ -106,6 +109,7 @@ def _global_options(
 ) -> None:
     """Global options apply to every command; flags win over environment variables."""
     _State.settings = load_settings(home=home, db_url=db_url, mlflow_tracking_uri=mlflow_uri)
+    _State.db = None
 
 
 # Inputs shared by the commands that take a model.
