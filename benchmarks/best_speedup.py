@@ -27,8 +27,8 @@ import yaml
 from _results import write_results
 
 from infertune.config import load_settings
-from infertune.engine import Engine
 from infertune.knobs.spec import InferenceConfig
+from infertune.measure.engine import Engine
 from infertune.measure.window import MeasurementWindow
 from infertune.space.loader import BUILTIN_DIR
 

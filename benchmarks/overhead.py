@@ -29,7 +29,7 @@ from typing import Any
 from _results import write_results
 
 from infertune.config import load_settings
-from infertune.engine import Engine
+from infertune.measure.engine import Engine
 from infertune.tuning import queries
 from infertune.tuning.phases import PHASES
 

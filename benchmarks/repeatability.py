@@ -23,8 +23,8 @@ from typing import Any
 from _results import write_results
 
 from infertune.config import load_settings
-from infertune.engine import Engine
 from infertune.knobs.spec import InferenceConfig
+from infertune.measure.engine import Engine
 from infertune.measure.window import MeasurementWindow
 
 CONFIGS = [

@@ -28,7 +28,7 @@ import optuna
 from _results import write_results
 
 from infertune.config import load_settings
-from infertune.engine import Engine
+from infertune.measure.engine import Engine
 from infertune.measure.fingerprint import fingerprint
 from infertune.space.schema import SearchSpace
 from infertune.tuning.sampling import enumerate_configs, make_sampler, space_size, suggest_config

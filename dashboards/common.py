@@ -1,7 +1,7 @@
 """What the dashboard's pages share: settings, cached reads and drawing helpers.
 
 The numbers come from the package's query functions (``infertune.tuning.queries``,
-``infertune.tracking.registry``), the same ones the CLI prints; this module only caches
+``infertune.promotion.registry``), the same ones the CLI prints; this module only caches
 them for a few seconds and turns them into figures.
 """
 
@@ -17,8 +17,8 @@ import streamlit as st
 
 from infertune.config import Settings, load_settings
 from infertune.exceptions import InfertuneError
+from infertune.promotion.registry import Registry
 from infertune.storage.db import Database
-from infertune.tracking.registry import Registry
 from infertune.tuning import queries
 from infertune.tuning.study import storage_url
 

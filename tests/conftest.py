@@ -13,7 +13,7 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from infertune.config import Settings, load_settings
-from infertune.engine import Engine, Subject
+from infertune.measure.engine import Engine, Subject
 from infertune.measure.window import MeasurementWindow
 
 #: A short window: tests check behaviour, not speed.

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from infertune.config import Settings
-from infertune.engine import Subject
+from infertune.measure.engine import Subject
 
 
 def run(*args: str, home: Path) -> subprocess.CompletedProcess[str]:

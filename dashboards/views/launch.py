@@ -6,7 +6,7 @@ import streamlit as st
 
 from common import STUDY_PAGE, guarded, refresh_button, settings, studies_rows, url
 from infertune.exceptions import InfertuneError
-from infertune.launch import launch_study, launches
+from infertune.tuning.launch import launch_study, launches
 
 
 def launch_page() -> None:

@@ -214,9 +214,9 @@ def bench(
     from pydantic import ValidationError
 
     from infertune.display import Reporter, bench_table, stdout
-    from infertune.engine import Engine
     from infertune.exceptions import ConfigurationError
     from infertune.knobs.spec import InferenceConfig
+    from infertune.measure.engine import Engine
     from infertune.measure.window import MeasurementWindow
 
     config = InferenceConfig.parse(
@@ -332,7 +332,7 @@ def tune(
     import optuna
 
     from infertune.display import Reporter, front_table, stdout
-    from infertune.engine import Engine
+    from infertune.measure.engine import Engine
     from infertune.space import load_space
     from infertune.storage.repository import save_study
     from infertune.tracking.tracker import Tracker
@@ -512,7 +512,7 @@ def verify_command(
 ) -> None:
     """Re-measure a study's Pareto candidates longer and interleaved; keep the robust ones."""
     from infertune.display import Reporter, front_table, stdout
-    from infertune.engine import Engine
+    from infertune.measure.engine import Engine
     from infertune.space.schema import SearchSpace
     from infertune.tuning import queries
     from infertune.tuning.front import study_attr
@@ -663,7 +663,7 @@ def promote(
     and hardware. Load it with `mlflow.pyfunc.load_model("models:/NAME@production")`.
     Promoting the same trial again is a no-op.
     """
-    from infertune.tracking.registry import Registry
+    from infertune.promotion.registry import Registry
     from infertune.tuning import queries
 
     registry = Registry(_settings(), _platform_db())
@@ -679,7 +679,7 @@ def rollback(
     as_json: JsonOption = False,
 ) -> None:
     """Move the alias back to the version that was promoted before the current one."""
-    from infertune.tracking.registry import Registry
+    from infertune.promotion.registry import Registry
 
     registry = Registry(_settings(), _platform_db())
     _print_promotion(registry.rollback(name, alias, reason), as_json)
@@ -692,7 +692,7 @@ def registry(
 ) -> None:
     """Show a registered model's versions, where its aliases point, and the promotion history."""
     from infertune.display import registry_tables, stdout
-    from infertune.tracking.registry import Registry
+    from infertune.promotion.registry import Registry
 
     shown = Registry(_settings(), _platform_db()).view(name)
     if as_json:
@@ -900,7 +900,7 @@ def worker(
     import optuna
 
     from infertune.display import Reporter
-    from infertune.engine import Engine
+    from infertune.measure.engine import Engine
     from infertune.space.schema import SearchSpace
     from infertune.tracking.tracker import Tracker
     from infertune.tuning import queries

@@ -11,7 +11,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from infertune.config import load_settings
-from infertune.launch import launches
+from infertune.tuning.launch import launches
 
 from .conftest import APP, STUDY
 

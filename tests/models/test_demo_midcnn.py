@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from infertune.engine import Engine
 from infertune.knobs.spec import InferenceConfig
+from infertune.measure.engine import Engine
 
 from ..conftest import QUICK
 

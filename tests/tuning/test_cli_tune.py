@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from infertune.config import Settings
-from infertune.engine import Subject
+from infertune.measure.engine import Subject
 
 from ..test_cli import _one_error_line, run
 

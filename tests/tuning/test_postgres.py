@@ -6,7 +6,7 @@ import optuna
 import pytest
 
 from infertune.config import Settings
-from infertune.engine import Engine, Subject
+from infertune.measure.engine import Engine, Subject
 from infertune.tracking.tracker import Tracker
 from infertune.tuning.front import pareto_front, trial_rows
 from infertune.tuning.sampling import make_sampler

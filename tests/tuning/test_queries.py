@@ -9,8 +9,8 @@ import optuna
 import pytest
 
 from infertune.config import Settings
-from infertune.engine import Engine, Subject
 from infertune.exceptions import InputError
+from infertune.measure.engine import Engine, Subject
 from infertune.tracking.tracker import Tracker
 from infertune.tuning import queries
 from infertune.tuning.phases import PHASES

@@ -10,8 +10,8 @@ import optuna
 import pytest
 
 from infertune.config import Settings
-from infertune.engine import Engine, Subject
 from infertune.exceptions import BuildError, ConfigurationError
+from infertune.measure.engine import Engine, Subject
 from infertune.space.schema import SearchSpace
 from infertune.tracking.tracker import Tracker
 from infertune.tuning import queries

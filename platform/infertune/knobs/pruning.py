@@ -21,7 +21,7 @@ import numpy as np
 from infertune.exceptions import PruningError
 from infertune.measure.efficiency import count_macs
 from infertune.models.inspect import load_keras_model
-from infertune.training import fit, save_for_inference
+from infertune.models.training import fit, save_for_inference
 from infertune.workers.server import WorkerContext
 from infertune.workers.tfsetup import import_tensorflow
 

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from infertune.exceptions import InputError
-from infertune.training import fit, save_for_inference
+from infertune.models.training import fit, save_for_inference
 from infertune.workers.server import WorkerContext
 from infertune.workers.tfsetup import import_tensorflow
 

@@ -27,9 +27,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from infertune.config import Settings
-from infertune.engine import Engine
 from infertune.exceptions import InfertuneError
 from infertune.knobs.spec import InferenceConfig
+from infertune.measure.engine import Engine
 from infertune.measure.fingerprint import fingerprint
 from infertune.scheduling.schedules import get_schedule, update_schedule
 from infertune.space.schema import SearchSpace
@@ -86,7 +86,7 @@ def production_config(settings: Settings, db: Database, schedule: Schedule) -> d
     """The configuration the schedule's alias points to now (empty if none)."""
     if not schedule.auto_promote:
         return {}
-    from infertune.tracking.registry import Registry
+    from infertune.promotion.registry import Registry
 
     registry = Registry(settings, db)
     version = registry._aliases(schedule.auto_promote).get(schedule.alias)
@@ -305,7 +305,7 @@ def _promote(
     name: str,
     why: str,
 ) -> dict[str, Any]:
-    from infertune.tracking.registry import Registry
+    from infertune.promotion.registry import Registry
 
     assert schedule.auto_promote is not None
     result = Registry(settings, db).promote(

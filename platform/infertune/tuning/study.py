@@ -20,10 +20,10 @@ from typing import Any
 import optuna
 
 from infertune.config import Settings
-from infertune.engine import SCORE_FIGURES, TIMING_FIGURES, Engine, Subject
 from infertune.exceptions import ConfigurationError, InfertuneError, InputError, MeasurementError
 from infertune.hashing import json_sha256
 from infertune.knobs.spec import InferenceConfig
+from infertune.measure.engine import SCORE_FIGURES, TIMING_FIGURES, Engine, Subject
 from infertune.measure.fingerprint import fingerprint
 from infertune.measure.window import MeasurementWindow
 from infertune.space.schema import Direction, Figure, SearchSpace, WindowSpec

@@ -1,7 +1,7 @@
 """Promotion of a trial's configuration to the MLflow Model Registry, rollback, history.
 
 A promotion registers the trial's variant as a new version of a registered model: an MLflow
-pyfunc model (``infertune.tracking.pyfunc_model``) that carries the variant file and its
+pyfunc model (``infertune.promotion.pyfunc_model``) that carries the variant file and its
 runtime settings, tagged with the study, trial, knobs, figures and hardware. Then the alias
 (``production`` by default) moves to it. Aliases only: the deprecated stages are never used.
 
@@ -25,9 +25,9 @@ import numpy as np
 import optuna
 
 from infertune.config import Settings
-from infertune.engine import Engine
 from infertune.exceptions import InfertuneError, RegistryError
 from infertune.knobs.spec import InferenceConfig
+from infertune.measure.engine import Engine
 from infertune.measure.fingerprint import library_versions
 from infertune.space.schema import SearchSpace
 from infertune.storage.db import Database

@@ -20,9 +20,9 @@ import pytest
 
 from infertune.config import Settings, load_settings
 from infertune.exceptions import RegistryError, StorageError
+from infertune.promotion.registry import Registry
 from infertune.storage.db import Database
 from infertune.storage.repository import promotions
-from infertune.tracking.registry import Registry
 from infertune.tuning import queries
 
 from ..test_cli import _one_error_line, run, tune_tiny

@@ -7,12 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from infertune.engine import Engine, Subject
 from infertune.exceptions import InputError, PruningError
 from infertune.knobs.spec import InferenceConfig
+from infertune.measure.engine import Engine, Subject
 from infertune.measure.window import MeasurementWindow
-
-from .conftest import QUICK
+from tests.conftest import QUICK
 
 
 def _config(**values: object) -> InferenceConfig:

@@ -34,17 +34,17 @@ from infertune.measure.accuracy import detect_task, score
 from infertune.measure.efficiency import efficiency
 from infertune.measure.fingerprint import fingerprint, library_versions
 from infertune.measure.hostlock import host_timing_lock
-from infertune.measure.window import MeasurementWindow
-from infertune.models import demo as demos
-from infertune.models.data import Dataset, check_compatible, load_dataset
-from infertune.models.sources import ModelSource, check_model_path
-from infertune.variants import (
+from infertune.measure.variants import (
     CALIBRATION_SAMPLES,
     Variant,
     VariantCache,
     pruned_key,
     tflite_key,
 )
+from infertune.measure.window import MeasurementWindow
+from infertune.models import demo as demos
+from infertune.models.data import Dataset, check_compatible, load_dataset
+from infertune.models.sources import ModelSource, check_model_path
 from infertune.workers import WorkerProcess, WorkerRole
 
 EventHandler = Callable[[dict[str, Any]], None]
