@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-fast bench bench-quick lint typecheck clean-home help mlflow-server
+.PHONY: demo test test-fast bench bench-quick lint typecheck clean-home help mlflow-server wheel
 
 help:
 	@echo "make demo       create .venv, install, tune the demo model and print the verified front"
@@ -13,6 +13,7 @@ help:
 	@echo "make bench      benchmarks (speed-up, search efficiency, repeatability, overhead); JSON in benchmarks/results"
 	@echo "make bench-quick  the same with fewer repeats, seeds and trials"
 	@echo "make mlflow-server  MLflow on 127.0.0.1:5000 backed by the local PostgreSQL (many processes, no docker)"
+	@echo "make wheel      build dist/infertune-*.whl (spaces, migrations and dashboard inside)"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +57,11 @@ test: lint typecheck
 
 test-fast: $(STAMP)
 	$(BIN)/pytest -m "not slow"
+
+# setuptools reuses build/: a module moved since the last build would linger in the wheel.
+wheel: $(STAMP)
+	rm -rf build
+	$(BIN)/python -m pip wheel --no-deps --wheel-dir dist .
 
 clean-home:
 	rm -rf .infertune

@@ -89,10 +89,10 @@ def main() -> None:
             rows[name] = {
                 "config": references[name].model_dump(mode="json"),
                 "label": references[name].label(),
-                "latency_p50_ms": statistics.median(r["latency_p50_ms"] for r in results),
-                "latency_p95_ms": statistics.median(r["latency_p95_ms"] for r in results),
-                "accuracy": results[0]["accuracy"],
-                "all_valid": all(r["valid"] for r in results),
+                "latency_p50_ms": statistics.median(r.latency_p50_ms for r in results),
+                "latency_p95_ms": statistics.median(r.latency_p95_ms for r in results),
+                "accuracy": results[0].accuracy,
+                "all_valid": all(r.valid for r in results),
             }
         best_row = rows["tuned best"]
         for name in ("baseline (tf fp32)", "by hand (tflite fp32)"):

@@ -54,8 +54,8 @@ def parse_windows(text: str) -> list[MeasurementWindow]:
 
 def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """CV of p50/p95 over valid runs."""
-    p50 = [r["latency_p50_ms"] for r in runs if r["valid"]]
-    p95 = [r["latency_p95_ms"] for r in runs if r["valid"]]
+    p50 = [r.latency_p50_ms for r in runs if r.valid]
+    p95 = [r.latency_p95_ms for r in runs if r.valid]
     return {
         "p50_ms": p50,
         "p95_ms": p95,

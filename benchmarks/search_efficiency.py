@@ -92,15 +92,15 @@ def measure_all(model: str, space: SearchSpace) -> tuple[dict[str, Any], dict[st
             record = engine.bench(subject, config, search_window, space.finetune_epochs)
             table[config.label()] = {
                 "config": config.model_dump(mode="json"),
-                "latency_p95_ms": record["latency_p95_ms"],
-                "accuracy": record["accuracy"],
+                "latency_p95_ms": record.latency_p95_ms,
+                "accuracy": record.accuracy,
             }
             print(
-                f"  measured {config.label():<48} p95 {record['latency_p95_ms']:.3f} ms "
-                f"acc {record['accuracy']:.4f}",
+                f"  measured {config.label():<48} p95 {record.latency_p95_ms:.3f} ms "
+                f"acc {record.accuracy:.4f}",
                 flush=True,
             )
-    return table, baseline
+    return table, baseline.to_json()
 
 
 def search(

@@ -52,14 +52,14 @@ def main() -> None:
                 runs[config.label()].append(result)
                 print(
                     f"[{repeat + 1}/{args.repeats}] {config.label():<45} "
-                    f"p50 {result['latency_p50_ms']:.3f} ms",
+                    f"p50 {result.latency_p50_ms:.3f} ms",
                     flush=True,
                 )
     rows = []
-    base_p50 = statistics.median(r["latency_p50_ms"] for r in runs[configs[0].label()])
+    base_p50 = statistics.median(r.latency_p50_ms for r in runs[configs[0].label()])
     for config in configs:
         results = runs[config.label()]
-        p50s = [r["latency_p50_ms"] for r in results]
+        p50s = [r.latency_p50_ms for r in results]
         p50 = statistics.median(p50s)
         rows.append(
             {
@@ -67,13 +67,13 @@ def main() -> None:
                 "label": config.label(),
                 "latency_p50_ms": p50,
                 "latency_p50_spread_ms": [min(p50s), max(p50s)],
-                "latency_p95_ms": statistics.median(r["latency_p95_ms"] for r in results),
-                "throughput_sps": statistics.median(r["throughput_sps"] for r in results),
+                "latency_p95_ms": statistics.median(r.latency_p95_ms for r in results),
+                "throughput_sps": statistics.median(r.throughput_sps for r in results),
                 "speedup_vs_baseline": base_p50 / p50,
-                "accuracy": results[0]["accuracy"],
-                "agreement": results[0]["agreement"],
-                "model_size_mb": results[0]["model_size_mb"],
-                "all_valid": all(r["valid"] for r in results),
+                "accuracy": results[0].accuracy,
+                "agreement": results[0].agreement,
+                "model_size_mb": results[0].model_size_mb,
+                "all_valid": all(r.valid for r in results),
             }
         )
     print(f"\n{args.model}, medians of {args.repeats} interleaved repeats")

@@ -7,9 +7,7 @@ them for a few seconds and turns them into figures.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import plotly.graph_objects as go
@@ -85,11 +83,10 @@ def measurement(run_id: str) -> dict[str, Any] | None:
     from infertune.tracking.tracker import Tracker
 
     try:
-        path = Tracker(settings()).client.download_artifacts(run_id, "measurement.json")
-        loaded: dict[str, Any] = json.loads(Path(path).read_text())
-        return loaded
-    except Exception:
+        loaded = Tracker(settings()).load_json(run_id, "measurement.json")
+    except InfertuneError:  # the MLflow store cannot be opened
         return None
+    return loaded if isinstance(loaded, dict) else None
 
 
 def registry() -> Registry:
@@ -238,6 +235,11 @@ AXIS_TITLES = {
     "throughput_sps": "throughput, samples/s",
     "accuracy": "accuracy",
     "agreement": "agreement with fp32",
+    "quality": "quality (accuracy, or MAE skill for regression)",
+    "mae": "mean absolute error",
+    "rmse": "root mean squared error",
+    "r2": "R²",
+    "rel_mae_vs_fp32": "MAE vs the fp32 model, relative",
     "model_size_mb": "model size, MiB",
     "peak_memory_mb": "peak memory, MiB",
 }

@@ -56,6 +56,18 @@ def test_dockerfile_is_slim_pinned_non_root_and_health_checked() -> None:
     assert {"tensorflow-cpu", "mlflow", "optuna", "streamlit", "apscheduler"} <= names
 
 
+def test_image_installs_the_built_wheel_without_the_source_tree() -> None:
+    text = (DOCKER / "Dockerfile").read_text()
+    stages = text.split("\nFROM ")[1:]
+    assert len(stages) == 2, "a build stage and the final stage"
+    build, final = stages
+    assert "AS build" in build and "pip wheel" in build
+    assert "COPY --from=build" in final and ".whl" in final
+    assert " -e " not in final and "COPY platform" not in final
+    # The final stage ends in the folder of the data volume, not a source checkout.
+    assert final.splitlines()[-1].startswith("CMD ") and "WORKDIR /data" in final
+
+
 def _compose_command() -> list[str] | None:
     if shutil.which("docker"):
         probe = subprocess.run(["docker", "compose", "version"], capture_output=True, check=False)

@@ -12,13 +12,11 @@ from infertune.exceptions import InfertuneError
 def registry_page() -> None:
     """Registered models, versions, aliases, history and rollback."""
     st.title("Registry")
-    from mlflow.exceptions import MlflowException
-
     reg = registry()
     try:
-        names = sorted(m.name for m in reg.client.search_registered_models())
-    except MlflowException as exc:
-        st.error(f"Cannot read the MLflow registry: {exc}")
+        names = reg.registered_models()
+    except InfertuneError as exc:
+        st.error(str(exc))
         return
     if not names:
         st.info("Nothing promoted yet: open a trial on the Study page and promote it.")

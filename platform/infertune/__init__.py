@@ -1,8 +1,11 @@
 """infertune: find the fastest inference configuration for the accuracy you can afford.
 
-Importing the package is cheap on purpose: TensorFlow and LiteRT are imported only inside the
-worker processes and functions that need them, so the CLI starts fast and measurement
-processes carry no runtime they do not use.
+Importing the package is cheap on purpose: TensorFlow, LiteRT and the other runtimes are
+imported only by worker-side modules (in worker processes), so the CLI starts fast and a
+measurement process carries no runtime but its own. Entry points: the ``infertune`` command
+(:mod:`infertune.cli`) and the subpackages' public names (each lists them in ``__all__``).
 """
+
+__all__ = ["__version__"]
 
 __version__ = "0.1.0"

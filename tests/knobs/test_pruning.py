@@ -10,7 +10,8 @@ import pytest
 keras = pytest.importorskip("keras")
 
 from infertune.exceptions import PruningError  # noqa: E402
-from infertune.knobs.pruning import layer_chain, prune_model  # noqa: E402
+from infertune.knobs.pruning import prune_model  # noqa: E402
+from infertune.models.graph import check_prunable  # noqa: E402
 
 
 def _cnn(head: str = "flatten") -> Any:
@@ -74,13 +75,25 @@ def test_removed_channels_are_the_lowest_l1_and_the_rest_is_unchanged() -> None:
     np.testing.assert_allclose(bn_gamma, np.delete(model.layers[1].get_weights()[0], weak))
 
 
-def test_residual_model_is_refused_with_the_layer() -> None:
+def test_residual_model_is_pruned_with_the_add_inputs_coupled() -> None:
+    inputs = keras.Input((8, 8, 2))
+    a = keras.layers.Conv2D(8, 3, padding="same", name="a")(inputs)
+    b = keras.layers.Conv2D(8, 3, padding="same", name="b")(keras.layers.ReLU()(a))
+    x = keras.layers.Add(name="skip")([a, b])
+    model = keras.Model(inputs, keras.layers.Dense(2)(keras.layers.Flatten()(x)))
+    pruned, changes = prune_model(model, 0.5)
+    assert [c["channels_after"] for c in changes] == [4, 4, 2]
+    assert pruned.get_layer("skip").output.shape[-1] == 4
+
+
+def test_residual_on_the_input_leaves_nothing_to_prune() -> None:
+    """The skip ties the convolution to the model's input channels, which never change."""
     inputs = keras.Input((8, 8, 4))
     x = keras.layers.Conv2D(4, 3, padding="same")(inputs)
     x = keras.layers.Add(name="skip")([x, inputs])
     model = keras.Model(inputs, keras.layers.Dense(2)(keras.layers.Flatten()(x)))
-    with pytest.raises(PruningError, match="Layer 'skip' \\(Add\\) takes 2 input"):
-        layer_chain(model)
+    with pytest.raises(PruningError, match="no channels that structured pruning can remove"):
+        check_prunable(model)
 
 
 def test_unsupported_layer_is_named() -> None:

@@ -1,6 +1,7 @@
 import pytest
 
-from infertune.measure.efficiency import count_macs, efficiency, peak_gflops_per_core
+from infertune.measure.efficiency import efficiency, peak_gflops_per_core
+from infertune.models.graph import count_macs
 
 keras = pytest.importorskip("keras")
 

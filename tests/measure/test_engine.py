@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -35,21 +36,19 @@ def test_demo_is_trained_once_and_scores_well(engine: Engine, cnn: Subject) -> N
 
 def test_baseline_bench_is_valid_and_matches_the_reference(engine: Engine, cnn: Subject) -> None:
     result = engine.bench(cnn, _config(), QUICK)
-    assert result["valid"] is True
-    assert result["latency_p50_ms"] <= result["latency_p95_ms"] <= result["latency_p99_ms"]
-    assert result["throughput_sps"] > 0
-    assert result["agreement"] == 1.0  # the baseline *is* the reference
-    assert result["accuracy"] == pytest.approx(
+    assert result.valid is True
+    assert result.latency_p50_ms <= result.latency_p95_ms <= result.latency_p99_ms
+    assert result.throughput_sps > 0
+    assert result.agreement == 1.0  # the baseline *is* the reference
+    assert result.accuracy == pytest.approx(
         engine.ensure_demo("demo:digits-cnn").info["eval_accuracy"], abs=1e-6
     )
-    assert result["measurement"]["timed_calls"] >= QUICK.min_calls
-    assert result["model_size_mb"] > 0 and result["peak_memory_mb"] > 0
-    assert len(result["fingerprint"]["hardware_id"]) == 12
+    assert result.measurement.timed_calls >= QUICK.min_calls
+    assert result.model_size_mb > 0 and result.peak_memory_mb > 0
+    assert len(result.fingerprint["hardware_id"]) == 12
     # Conv 32x32x(3*3*1*16) + conv 16x16x(3*3*16*32) + dense 2048x64 + dense 64x10
-    assert result["macs"] == 1024 * 144 + 256 * 4608 + 2048 * 64 + 640
-    assert result["gflops"] == pytest.approx(
-        2 * result["macs"] / (result["latency_mean_ms"] / 1e3) / 1e9
-    )
+    assert result.macs == 1024 * 144 + 256 * 4608 + 2048 * 64 + 640
+    assert result.gflops == pytest.approx(2 * result.macs / (result.latency_mean_ms / 1e3) / 1e9)
 
 
 def test_precision_changes_the_artifact(engine: Engine, cnn: Subject) -> None:
@@ -82,23 +81,23 @@ def test_variants_are_cached_by_content(engine: Engine, cnn: Subject) -> None:
 def test_pruning_shrinks_the_model_and_fine_tuning_recovers(engine: Engine, cnn: Subject) -> None:
     config = _config(runtime="tflite", precision="fp32", prune_ratio=0.5)
     result = engine.bench(cnn, config, QUICK, finetune_epochs=2)
-    pruning = result["variant"]["pruning"]
+    pruning = result.variant.pruning
     assert pruning["params_after"] < 0.5 * pruning["params_before"]
     assert pruning["finetune_epochs"] == 2
-    assert result["accuracy"] > 0.85
+    assert result.accuracy > 0.85
     full = engine.variant(cnn, _config(runtime="tflite", precision="fp32"))
-    assert result["model_size_mb"] < 0.5 * full.size_mb
+    assert result.model_size_mb < 0.5 * full.size_mb
 
 
 def test_threads_and_batch_size_reach_the_runtime(engine: Engine, cnn: Subject) -> None:
     tf1 = engine.bench(cnn, _config(threads=1, batch_size=4), QUICK)
-    assert tf1["measurement"]["runtime_settings"]["intra_op_threads"] == 1
+    assert tf1.measurement.runtime_settings["intra_op_threads"] == 1
     lite = engine.bench(cnn, _config(runtime="tflite", threads=1, batch_size=4), QUICK)
-    assert lite["measurement"]["runtime_settings"]["num_threads"] == 1
-    assert lite["config"]["batch_size"] == 4
+    assert lite.measurement.runtime_settings["num_threads"] == 1
+    assert lite.config.batch_size == 4
     # throughput counts samples: 4 per call
-    assert lite["throughput_sps"] == pytest.approx(
-        4 * lite["measurement"]["timed_calls"] / lite["measurement"]["timed_s"], rel=0.01
+    assert lite.throughput_sps == pytest.approx(
+        4 * lite.measurement.timed_calls / lite.measurement.timed_s, rel=0.01
     )
 
 
@@ -107,9 +106,9 @@ def test_run_that_misses_its_minimums_is_invalid(engine: Engine, cnn: Subject) -
         warmup_s=0, warmup_calls=1, min_duration_s=0.1, min_calls=10**9, max_duration_s=0.3
     )
     result = engine.bench(cnn, _config(runtime="tflite"), window)
-    assert result["valid"] is False
-    assert "fewer than the minimum 1000000000" in result["invalid_reason"]
-    assert result["latency_p50_ms"] is None and result["throughput_sps"] is None
+    assert result.valid is False
+    assert "fewer than the minimum 1000000000" in result.invalid_reason
+    assert result.latency_p50_ms is None and result.throughput_sps is None
 
 
 def test_data_that_does_not_fit_the_model(engine: Engine, cnn: Subject, npz) -> None:  # type: ignore[no-untyped-def]
@@ -135,10 +134,11 @@ def test_unprunable_model_is_refused_before_any_build(engine: Engine, tmp_path: 
     data = npz(x=np.random.default_rng(0).random((8, 4), dtype=np.float32), y=np.array([0, 1] * 4))
     subject = engine.resolve(str(path), data=data)
     assert subject.info["prunable"] is False
-    with pytest.raises(PruningError, match="branches or merges"):
+    # The skip from the input ties every channel to the input, which keeps its channels.
+    with pytest.raises(PruningError, match="no channels that structured pruning can remove"):
         engine.variant(subject, _config(prune_ratio=0.5))
     # The unpruned model still benches.
-    assert engine.bench(subject, _config(runtime="tflite"), QUICK)["valid"]
+    assert engine.bench(subject, _config(runtime="tflite"), QUICK).valid
 
 
 def test_saved_model_runs_but_cannot_be_pruned(
@@ -152,7 +152,7 @@ def test_saved_model_runs_but_cannot_be_pruned(
     assert subject.source.format == "savedmodel"
     for config in (_config(), _config(runtime="tflite", precision="int8_dynamic")):
         result = engine.bench(subject, config, QUICK)
-        assert result["valid"] and result["agreement"] > 0.95
+        assert result.valid and result.agreement > 0.95
     with pytest.raises(PruningError, match="SavedModel, which has no Keras layers to prune"):
         engine.variant(subject, _config(prune_ratio=0.25))
 
@@ -168,3 +168,21 @@ def test_unsafe_keras_model_is_refused(engine: Engine, tmp_path: Path, npz) -> N
     data = npz(x=np.zeros((2, 4), np.float32), y=np.array([0, 1]))
     with pytest.raises(InputError, match="Cannot load the Keras model .*safe_mode"):
         engine.resolve(str(path), data=data)
+
+
+def test_measurement_json_is_the_documented_flat_record(engine: Engine, cnn: Subject) -> None:
+    record = engine.bench(cnn, _config(runtime="tflite", threads=1), QUICK)
+    data = record.to_json()
+    assert list(data) == [
+        "model", "model_sha256", "config",
+        "latency_p50_ms", "latency_p90_ms", "latency_p95_ms", "latency_p99_ms",
+        "latency_mean_ms", "throughput_sps",
+        "accuracy", "agreement", "mae", "reference_mae", "rmse", "r2", "rel_mae_vs_fp32", "quality",
+        "model_size_mb", "peak_memory_mb", "macs", "gflops", "peak_pct",
+        "valid", "invalid_reason", "task", "eval_samples",
+        "measurement", "variant", "fingerprint", "warnings",
+    ]  # fmt: skip
+    assert data["config"] == record.config.model_dump(mode="json")
+    assert data["measurement"]["window"] == QUICK.model_dump()
+    assert json.loads(json.dumps(data)) == data
+    assert data["config"]["runtime"] == "tflite" and data["valid"] is record.valid

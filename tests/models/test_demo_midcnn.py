@@ -19,8 +19,9 @@ def test_midcnn_trains_and_survives_pruning_with_fine_tuning(engine: Engine) -> 
     assert subject.info["input_shape"] == [None, 96, 96, 1]
     config = InferenceConfig.parse(runtime="tflite", precision="int8", prune_ratio=0.5)
     result = engine.bench(subject, config, QUICK)
-    assert result["valid"]
-    pruning = result["variant"]["pruning"]
+    assert result.valid
+    pruning = result.variant.pruning
+    assert pruning is not None
     assert pruning["params_after"] < 0.3 * pruning["params_before"]
-    assert result["accuracy"] > 0.9
-    assert result["agreement"] > 0.9
+    assert result.accuracy is not None and result.accuracy > 0.9
+    assert result.agreement is not None and result.agreement > 0.9

@@ -127,6 +127,12 @@ def test_promote_load_predict_rollback_history(tuned: dict[str, Any], tmp_path: 
     version = shown["versions"][0]
     assert version["study"] == STUDY and version["trial"] == str(best["number"])
     assert version["config"] == best["config"]
+    registry = _registry(tuned)
+    assert "digits" in registry.registered_models()
+    assert registry.aliases("digits") == {"production": "1"}
+    assert registry.version_config("digits", "1") == best["config"]
+    with pytest.raises(RegistryError, match="Cannot read version 9 of 'digits'"):
+        registry.version_config("digits", "9")
     history = [(h["action"], h["version"], h["previous_version"]) for h in shown["history"]]
     assert history == [("promote", "1", None), ("promote", "2", "1"), ("rollback", "1", "2")]
     assert shown["history"][0]["reason"] == "first release"
@@ -170,14 +176,14 @@ def test_promotion_is_atomic(tuned: dict[str, Any], monkeypatch: pytest.MonkeyPa
     number = tuned["front"]["points"][0]["number"]
     # Registration fails: no version, no alias, no audit row.
     monkeypatch.setattr(
-        registry.client,
+        registry._client,
         "create_model_version",
         lambda *a, **k: (_ for _ in ()).throw(RuntimeError("registry down")),
     )
     with pytest.raises(RegistryError, match="registry down"):
         registry.promote(study, number, "atomic")
     monkeypatch.undo()
-    assert registry._aliases("atomic") == {}
+    assert registry.aliases("atomic") == {}
     assert promotions(registry.db, "atomic") == []
 
     registry.promote(study, number, "atomic")  # version 1 in production
@@ -186,14 +192,14 @@ def test_promotion_is_atomic(tuned: dict[str, Any], monkeypatch: pytest.MonkeyPa
     )
     # The alias cannot move: no audit row.
     monkeypatch.setattr(
-        registry.client,
+        registry._client,
         "set_registered_model_alias",
         lambda *a, **k: (_ for _ in ()).throw(RuntimeError("alias refused")),
     )
     with pytest.raises(RuntimeError, match="alias refused"):
         registry.promote(study, other, "atomic", force=True)
     monkeypatch.undo()
-    assert registry._aliases("atomic") == {"production": "1"}
+    assert registry.aliases("atomic") == {"production": "1"}
     assert len(promotions(registry.db, "atomic")) == 1
 
     # The audit row cannot be written: the alias moves back.
@@ -201,7 +207,7 @@ def test_promotion_is_atomic(tuned: dict[str, Any], monkeypatch: pytest.MonkeyPa
     with pytest.raises(StorageError, match="simulated"):
         registry.promote(study, other, "atomic", force=True)
     monkeypatch.undo()
-    assert registry._aliases("atomic") == {"production": "1"}
+    assert registry.aliases("atomic") == {"production": "1"}
     assert len(promotions(registry.db, "atomic")) == 1
 
 

@@ -2,8 +2,9 @@ from pathlib import Path
 
 import pytest
 
-from infertune.exceptions import InputError
+from infertune.exceptions import ConfigurationError, InputError
 from infertune.space.loader import BUILTIN_DIR, load_space
+from infertune.space.schema import IntRange
 
 
 @pytest.mark.parametrize("name", ["quick", "default", "tflite-cpu"])
@@ -61,3 +62,37 @@ def test_errors_name_the_file_and_the_key(tmp_path: Path, text: str, message: st
 def test_missing_space_lists_the_shipped_ones() -> None:
     with pytest.raises(InputError, match="shipped spaces: default, quick, tflite-cpu"):
         load_space("nope.yaml")
+
+
+def test_high_cores_resolves_on_the_measuring_host_not_while_parsing(tmp_path: Path) -> None:
+    # A space asking for at least 512 threads parses on any machine ...
+    text = GOOD.replace("knobs:\n", "knobs:\n  threads: {type: int, low: 512, high: cores}\n")
+    space, _ = load_space(_write(tmp_path, text))
+    threads = space.knobs.threads
+    assert isinstance(threads, IntRange)
+    # ... and resolves against the core count of the host that samples and measures.
+    assert threads.model_copy(update={"low": 1}).resolved_high(cores=3) == 3
+    empty = "512..cores is empty on this machine, which has 2 usable cores"
+    with pytest.raises(ConfigurationError, match=empty):
+        threads.resolved_high(cores=2)
+    fixed = IntRange(type="int", low=1, high=64)
+    assert fixed.resolved_high(cores=2) == 64
+    with pytest.raises(ValueError, match=r"high \(1\) is below low \(2\)"):
+        IntRange(type="int", low=2, high=1)
+
+
+def test_quality_figures_and_constraints_of_every_task(tmp_path: Path) -> None:
+    text = GOOD.replace("accuracy: maximize", "quality: maximize, r2: maximize, mae: minimize")
+    text += "constraints: {max_quality_drop: 0.03, max_rel_mae_vs_fp32: 0.1, min_agreement: 0.9}\n"
+    space, _ = load_space(_write(tmp_path, text))
+    assert [str(f) for f in space.objectives] == ["latency_p95_ms", "quality", "r2", "mae"]
+    assert space.constraints.max_quality_drop == 0.03
+    assert space.constraints.max_rel_mae_vs_fp32 == 0.1
+    for wrong, message in [
+        ("quality: minimize", "objective quality should be maximized"),
+        ("rel_mae_vs_fp32: maximize", "objective rel_mae_vs_fp32 should be minimized"),
+    ]:
+        with pytest.raises(InputError, match=message):
+            load_space(_write(tmp_path, GOOD.replace("accuracy: maximize", wrong)))
+    with pytest.raises(InputError, match="constraints.max_quality_drop"):
+        load_space(_write(tmp_path, GOOD + "constraints: {max_quality_drop: -0.1}\n"))

@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
+import optuna
+import pytest
+
+from infertune.cli.study import default_study_name
 from infertune.config import Settings
+from infertune.exceptions import ConfigurationError
 from infertune.measure.engine import Subject
+from infertune.space import load_space
+from infertune.tuning.study import open_study
 
 from ..test_cli import _one_error_line, run
 
@@ -65,3 +73,46 @@ def test_tune_input_errors(settings: Settings, tmp_path: Path) -> None:
         run("tune", "demo:digits-cnn", "--space", "missing", home=settings.home)
     )
     assert "No study named 'nope'" in _one_error_line(run("front", "nope", home=settings.home))
+
+
+@pytest.mark.parametrize(
+    ("model", "name"),
+    [
+        ("~/models/diabetes_reg.keras", "diabetes_reg-quick"),
+        ("/work/a/b/diabetes_reg.keras", "diabetes_reg-quick"),
+        ("demo:digits-cnn", "digits-cnn-quick"),
+        ("saved_model_dir/", "saved_model_dir-quick"),
+    ],
+)
+def test_the_default_study_name_is_the_model_stem_and_the_space(model: str, name: str) -> None:
+    assert default_study_name(model, "quick") == name
+
+
+def test_a_study_name_taken_by_another_model_says_how_to_name_a_new_one(tmp_path: Path) -> None:
+    space, _ = load_space("quick")
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+
+    def spec(model: str) -> dict[str, Any]:
+        return {
+            "model": model,
+            "model_path": model,
+            "model_sha256": model,
+            "data_sha256": "data",
+            "train_data_sha256": None,
+            "space": space.model_dump(mode="json"),
+        }
+
+    sampler = optuna.samplers.RandomSampler(seed=0)
+    for name in ("diabetes_reg-quick", "diabetes_reg-quick-2"):
+        open_study(name, url, spec("/old/diabetes_reg.keras"), space, sampler)
+    _, resumed = open_study(
+        "diabetes_reg-quick", url, spec("/old/diabetes_reg.keras"), space, sampler
+    )
+    assert resumed
+    with pytest.raises(ConfigurationError) as err:
+        open_study("diabetes_reg-quick", url, spec("/new/diabetes_reg.keras"), space, sampler)
+    message = str(err.value)
+    assert "Study 'diabetes_reg-quick' exists with a different model" in message
+    assert "(it tunes /old/diabetes_reg.keras)" in message
+    assert "start a new study with --study diabetes_reg-quick-3" in message
+    assert "\n" not in message

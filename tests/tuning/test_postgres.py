@@ -8,7 +8,8 @@ import pytest
 from infertune.config import Settings
 from infertune.measure.engine import Engine, Subject
 from infertune.tracking.tracker import Tracker
-from infertune.tuning.front import pareto_front, trial_rows
+from infertune.tuning.front import pareto_front
+from infertune.tuning.records import trial_rows
 from infertune.tuning.sampling import make_sampler
 from infertune.tuning.study import Tuner, objectives_of, open_study, storage_url, study_spec
 

@@ -20,19 +20,24 @@ def test_conditional_knob_is_sampled_only_when_its_condition_holds() -> None:
         trial = study.ask()
         config = suggest_config(trial, space)
         seen.add((config.runtime.value, config.precision.value))
+        precision_params = [p for p in trial.params if p.startswith("precision")]
         if config.runtime == "tf":
-            assert "precision" not in trial.params and config.precision == "fp32"
+            assert not precision_params and config.precision == "fp32"
         else:
-            assert "precision" in trial.params
+            assert len(precision_params) == 1
         study.tell(trial, 0.0)
     assert ("tf", "fp32") in seen and ("tflite", "int8") in seen
     assert not any(r == "tf" and p != "fp32" for r, p in seen)
+    # Each runtime is offered only the precisions it has (OpenVINO has no int8_dynamic).
+    assert ("openvino", "int8") in seen and ("onnxruntime", "int8_dynamic") in seen
+    assert ("openvino", "int8_dynamic") not in seen
 
 
 def test_space_size_counts_conditional_branches() -> None:
     space, _ = load_space("quick")
-    # tf: 3 prune ratios; tflite: 4 precisions x 3 prune ratios
-    assert space_size(space) == 3 + 12
+    # tf: 3 prune ratios; tflite and onnxruntime: 3 precisions x 3 prune ratios each;
+    # openvino: 2 precisions (no int8_dynamic) x 3 prune ratios
+    assert space_size(space) == 3 + 9 + 9 + 6
 
 
 def test_pow2_knob_and_params_round_trip() -> None:

@@ -15,7 +15,7 @@ from infertune.measure.engine import Engine, Subject
 from infertune.space.schema import SearchSpace
 from infertune.tracking.tracker import Tracker
 from infertune.tuning import queries
-from infertune.tuning.front import study_attr
+from infertune.tuning.records import StudyView
 from infertune.tuning.sampling import make_sampler
 from infertune.tuning.study import (
     Tuner,
@@ -85,7 +85,7 @@ def test_study_runs_records_and_verifies(
     tuner = _tuner("full", storage, space, cnn, engine, tracker, settings)
     assert tuner.run(n_trials=4, timeout=None) == 4
     study = tuner.study
-    baseline = study_attr(study, "baseline")
+    baseline = StudyView(study).baseline
     assert baseline["latency_p95_ms"] > 0 and baseline["accuracy"] > 0.9
     states = [t.state for t in study.trials]
     assert len(states) == 4 and optuna.trial.TrialState.COMPLETE in states
@@ -150,7 +150,7 @@ def test_budget_is_global_and_resume_needs_the_same_spec(
         "budget", storage, study_spec(cnn, longer), longer, make_sampler("grid", 0, 3, longer)
     )
     assert existed
-    assert study_attr(resumed, "spec")["space"]["measurement"]["verify"]["repeats"] == 4
+    assert StudyView(resumed).spec.space["measurement"]["verify"]["repeats"] == 4
 
 
 def test_failed_and_pruned_trials_are_recorded_and_do_not_stop_the_study(

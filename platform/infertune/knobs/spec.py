@@ -8,11 +8,12 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from infertune.exceptions import ConfigurationError
-from infertune.measure.fingerprint import usable_cores
+from infertune.runtimes import Precision as Precision  # re-exported: a knob value
+from infertune.runtimes import backend_names, get_backend
 
 
 class Runtime(StrEnum):
-    """Engine that runs the model."""
+    """Engine that runs the model: one member per backend in :mod:`infertune.runtimes`."""
 
     TF = "tf"
     """TensorFlow, the Keras model wrapped in a ``tf.function`` (graph mode)."""
@@ -20,18 +21,10 @@ class Runtime(StrEnum):
     """TensorFlow with XLA compilation (``jit_compile=True``)."""
     TFLITE = "tflite"
     """LiteRT (TFLite) interpreter with the XNNPACK delegate."""
-
-
-class Precision(StrEnum):
-    """Numeric precision of the weights and kernels."""
-
-    FP32 = "fp32"
-    FP16 = "fp16"
-    """fp16 weights (dequantized at load on CPUs without fp16 kernels: mostly a size change)."""
-    INT8_DYNAMIC = "int8_dynamic"
-    """int8 weights, activations quantized on the fly (dynamic-range quantization)."""
-    INT8 = "int8"
-    """Full integer quantization calibrated on a representative sample; float I/O."""
+    OPENVINO = "openvino"
+    """OpenVINO's CPU plugin running an IR (NNCF for int8)."""
+    ONNXRUNTIME = "onnxruntime"
+    """ONNX Runtime's CPU provider running a tf2onnx-converted model."""
 
 
 class ArtifactFamily(StrEnum):
@@ -39,18 +32,20 @@ class ArtifactFamily(StrEnum):
 
     KERAS = "keras"
     TFLITE = "tflite"
-
-
-_TF_RUNTIMES = (Runtime.TF, Runtime.TF_XLA)
+    OPENVINO = "openvino"
+    ONNX = "onnx"
 
 
 class InferenceConfig(BaseModel):
     """One inference configuration: the value of every knob.
 
     ``threads=None`` means the runtime's default (TensorFlow: all cores; LiteRT: its own
-    default). Knobs that change the built artifact are ``runtime`` (its family),
-    ``precision`` and ``prune_ratio``; ``batch_size`` and ``threads`` only change how the
-    artifact is run.
+    default). Whether ``threads`` fits this machine is a host fact, checked where the
+    configuration is measured (:func:`infertune.measure.fingerprint.check_threads`), not here:
+    a configuration stored on a bigger machine still parses on a smaller one.
+
+    Knobs that change the built artifact are ``runtime`` (its family), ``precision`` and
+    ``prune_ratio``; ``batch_size`` and ``threads`` only change how the artifact is run.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -70,22 +65,25 @@ class InferenceConfig(BaseModel):
 
     @model_validator(mode="after")
     def _check_combination(self) -> InferenceConfig:
-        if self.runtime in _TF_RUNTIMES and self.precision is not Precision.FP32:
-            raise ValueError(
-                f"precision '{self.precision}' needs runtime 'tflite'; runtime "
-                f"'{self.runtime}' runs fp32 only"
+        # What each runtime offers is its backend's declaration (infertune.runtimes).
+        backend = get_backend(self.runtime)
+        if self.precision not in backend.precisions:
+            offering = " or ".join(
+                f"'{name}'"
+                for name in backend_names()
+                if self.precision in get_backend(name).precisions
             )
-        cores = usable_cores()
-        if self.threads is not None and self.threads > cores:
+            offered = ", ".join(str(p) for p in backend.precisions)
             raise ValueError(
-                f"threads={self.threads} exceeds the {cores} cores of this machine (use 1..{cores})"
+                f"precision '{self.precision}' needs runtime {offering}; runtime "
+                f"'{self.runtime}' runs {offered} only"
             )
         return self
 
     @property
     def family(self) -> ArtifactFamily:
         """The artifact family this configuration runs."""
-        return ArtifactFamily.TFLITE if self.runtime is Runtime.TFLITE else ArtifactFamily.KERAS
+        return ArtifactFamily(get_backend(self.runtime).family)
 
     def label(self) -> str:
         """A short human-readable name, e.g. ``tflite/int8/prune0.50/bs1/t2``."""

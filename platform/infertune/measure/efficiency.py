@@ -1,4 +1,6 @@
-"""How far a configuration is from the hardware limit: MACs, achieved GFLOP/s, % of peak.
+"""How far a configuration is from the hardware limit: achieved GFLOP/s, % of peak.
+
+The model's MACs are counted in the worker (:func:`infertune.models.graph.count_macs`).
 
 The peak is a nominal one, from what the CPU advertises: cores x fp32 vector lanes x 2
 (a fused multiply-add is two operations) x FMA units x clock. int8 kernels get 2x that
@@ -9,37 +11,7 @@ not modelled.
 
 from __future__ import annotations
 
-from typing import Any
-
 from infertune.measure.fingerprint import cpu_model_and_flags, usable_cores
-
-
-def count_macs(model: Any) -> int:
-    """Multiply-accumulates of one sample through a Keras model's Conv and Dense layers."""
-    import keras
-
-    total = 0
-    for layer in model.layers:
-        if isinstance(layer, keras.Model):
-            total += count_macs(layer)
-            continue
-        weights = getattr(layer, "kernel", None)
-        if weights is None and hasattr(layer, "depthwise_kernel"):
-            weights = layer.depthwise_kernel
-        if weights is None:
-            continue
-        kernel = tuple(int(d) for d in weights.shape)
-        out_shape = layer.output.shape
-        positions = 1
-        for dim in out_shape[1:-1]:  # spatial positions of the output (1 for Dense)
-            positions *= int(dim or 1)
-        # Conv (kh, kw, in, out), depthwise (kh, kw, channels, multiplier) and Dense
-        # (in, out) kernels all do one MAC per kernel element per output position.
-        per_position = 1
-        for dim in kernel:
-            per_position *= dim
-        total += positions * per_position
-    return total
 
 
 def _clock_ghz() -> float | None:

@@ -29,23 +29,37 @@ import numpy as np
 from infertune.config import Settings
 from infertune.exceptions import InputError, PruningError
 from infertune.hashing import json_sha256
-from infertune.knobs.spec import ArtifactFamily, InferenceConfig, Precision, Runtime
-from infertune.measure.accuracy import detect_task, score
+from infertune.knobs.spec import InferenceConfig, Runtime
+from infertune.measure.accuracy import SCORE_FIGURES, SCORING_VERSION, detect_task, score
 from infertune.measure.efficiency import efficiency
-from infertune.measure.fingerprint import fingerprint, library_versions
+from infertune.measure.fingerprint import check_threads, fingerprint, library_versions
 from infertune.measure.hostlock import host_timing_lock
+from infertune.measure.records import Measurement, MeasurementDetails, Scores, VariantFacts
 from infertune.measure.variants import (
     CALIBRATION_SAMPLES,
     Variant,
     VariantCache,
+    artifact_key,
     pruned_key,
-    tflite_key,
 )
 from infertune.measure.window import MeasurementWindow
 from infertune.models import demo as demos
 from infertune.models.data import Dataset, check_compatible, load_dataset
 from infertune.models.sources import ModelSource, check_model_path
+from infertune.runtimes import get_backend
 from infertune.workers import WorkerProcess, WorkerRole
+from infertune.workers.protocol import (
+    BuildRequest,
+    CalibrationData,
+    DemoTrainRequest,
+    InspectRequest,
+    LatencyRequest,
+    LoadRequest,
+    PredictRequest,
+    PruneRequest,
+    Timing,
+    TrainingData,
+)
 
 EventHandler = Callable[[dict[str, Any]], None]
 
@@ -72,7 +86,6 @@ TIMING_FIGURES = (
     "latency_mean_ms",
     "throughput_sps",
 )
-SCORE_FIGURES = ("accuracy", "agreement", "mae", "reference_mae")
 _MEASUREMENT_DETAILS = (
     "timed_calls",
     "timed_s",
@@ -122,6 +135,7 @@ class Engine:
         self.on_event: EventHandler = on_event or (lambda event: None)
         self.cache = VariantCache(settings.variants_dir)
         self._tools: WorkerProcess | None = None
+        # Measurement workers by (the backend's worker group, thread setting).
         self._measure: dict[tuple[str, int | None], WorkerProcess] = {}
         self._closed_startup_s = 0.0
         self.warnings: list[str] = []
@@ -164,10 +178,13 @@ class Engine:
             self._tools = WorkerProcess(WorkerRole.TOOLS)
         return self._tools
 
-    def measure_worker(self, runtime: Runtime, threads: int | None) -> WorkerProcess:
-        """The measurement worker for a runtime's engine and a thread setting."""
-        engine = "tflite" if runtime is Runtime.TFLITE else "tf"
-        key = (engine, threads)
+    def measure_worker(self, runtime: Runtime | str, threads: int | None) -> WorkerProcess:
+        """The measurement worker for a runtime's worker group and a thread setting.
+
+        Backends of one group (``tf`` and ``tf_xla``) share workers; a worker imports only
+        its group's runtime.
+        """
+        key = (get_backend(runtime).worker_group, threads)
         if key not in self._measure:
             self._measure[key] = WorkerProcess(WorkerRole.MEASURE, threads=threads)
         return self._measure[key]
@@ -225,9 +242,8 @@ class Engine:
         self.settings.demo_dir.mkdir(parents=True, exist_ok=True)
         build_dir = Path(tempfile.mkdtemp(prefix=f".tmp-{spec.name}-", dir=self.settings.demo_dir))
         try:
-            self.tools().call(
-                "demo.train",
-                {"name": spec.name, "out_dir": str(build_dir)},
+            self.tools().request(
+                DemoTrainRequest(name=spec.name, out_dir=str(build_dir)),
                 timeout=DEMO_TIMEOUT,
                 on_event=self.on_event,
             )
@@ -246,13 +262,12 @@ class Engine:
             if info.get("format") == _INSPECT_FORMAT:
                 return info
         self._step("inspecting the model")
-        info = self.tools().call(
-            "model.inspect",
-            {"path": str(source.path), "format": str(source.format)},
+        answer = self.tools().request(
+            InspectRequest(path=str(source.path), format=str(source.format)),
             timeout=INSPECT_TIMEOUT,
             on_event=self.on_event,
         )
-        info["format"] = _INSPECT_FORMAT
+        info = answer.model_dump() | {"format": _INSPECT_FORMAT}
         _write_json(path, info)
         return info
 
@@ -265,40 +280,50 @@ class Engine:
         if config.prune_ratio > 0 and not subject.info["prunable"]:
             raise PruningError(subject.info["not_prunable_reason"])
         base = self._keras_variant(subject, config, finetune_epochs)
-        if config.family is ArtifactFamily.KERAS:
+        backend = get_backend(config.runtime)
+        if backend.artifact_file is None:  # runs the Keras model as it is
             return base
+        artifact_file = backend.artifact_file
         calibration = (
-            self._calibration_data(subject) if config.precision is Precision.INT8 else None
+            self._calibration_data(subject) if backend.needs_calibration(config.precision) else None
         )
-        key = tflite_key(
+        key = artifact_key(
+            backend,
             base.key,
             config.precision,
             {"data": calibration.sha256, "x_key": calibration.x_key} if calibration else None,
         )
 
         def build(out: Path) -> dict[str, Any]:
-            self._step(f"converting to LiteRT ({config.precision})")
-            params: dict[str, Any] = {
-                "source": str(base.path),
-                "source_format": "savedmodel" if base.path.is_dir() else "keras",
-                "out_path": str(out),
-                "precision": str(config.precision),
-                "calibration_samples": CALIBRATION_SAMPLES,
-            }
-            if calibration is not None:
-                params.update(calibration_path=str(calibration.path), x_key=calibration.x_key)
-            facts: dict[str, Any] = self.tools().call(
-                "variant.convert", params, timeout=BUILD_TIMEOUT, on_event=self.on_event
+            self._step(f"converting to {backend.title} ({config.precision})")
+            request = BuildRequest(
+                runtime=backend.name,
+                source=str(base.path),
+                source_format="savedmodel" if base.path.is_dir() else "keras",
+                out_path=str(out),
+                precision=str(config.precision),
+                calibration=(
+                    CalibrationData(
+                        path=str(calibration.path),
+                        x_key=calibration.x_key,
+                        samples=CALIBRATION_SAMPLES,
+                    )
+                    if calibration is not None
+                    else None
+                ),
             )
-            facts["parent_key"] = base.key
-            # A converted pruned model keeps the facts of its pruning.
+            built = self.tools().request(request, timeout=BUILD_TIMEOUT, on_event=self.on_event)
+            facts: dict[str, Any] = {
+                "size_bytes": built.size_bytes,
+                **built.details,
+                "parent_key": base.key,
+            }
+            # A built pruned model keeps the facts of its pruning.
             facts.update({k: v for k, v in base.meta.items() if k in _INHERITED_FACTS})
             return facts
 
         facts = {"prune_ratio": config.prune_ratio, "precision": str(config.precision)}
-        converted = self.cache.get_or_build(
-            key, ArtifactFamily.TFLITE, "model.tflite", facts, build
-        )
+        converted = self.cache.get_or_build(key, backend.family, artifact_file, facts, build)
         # Report the whole build: pruning and fine-tuning of the parent included.
         return dataclasses.replace(converted, build_s=converted.build_s + base.build_s)
 
@@ -309,7 +334,7 @@ class Engine:
         if config.prune_ratio == 0:
             return Variant(
                 f"source-{source.sha256}",
-                ArtifactFamily.KERAS,
+                "keras",
                 source.path,
                 {
                     "params": subject.info.get("params"),
@@ -341,23 +366,23 @@ class Engine:
         def build(out: Path) -> dict[str, Any]:
             tuning = f", then fine-tuning {epochs} epochs" if epochs else ""
             self._step(f"pruning {config.prune_ratio:.0%} of the channels{tuning}")
-            params: dict[str, Any] = {
-                "source": str(source.path),
-                "out_path": str(out),
-                "ratio": config.prune_ratio,
-                "task": subject.task,
-                "epochs": epochs,
-            }
-            if train is not None:
-                params.update(train_path=str(train.path), x_key=train.x_key, y_key=train.y_key)
-            facts: dict[str, Any] = self.tools().call(
-                "variant.prune", params, timeout=BUILD_TIMEOUT, on_event=self.on_event
+            request = PruneRequest(
+                source=str(source.path),
+                out_path=str(out),
+                ratio=config.prune_ratio,
+                task=subject.task,
+                epochs=epochs,
+                train=(
+                    TrainingData(path=str(train.path), x_key=train.x_key, y_key=train.y_key)
+                    if train is not None
+                    else None
+                ),
             )
-            facts["params"] = facts["params_after"]
-            return facts
+            pruned = self.tools().request(request, timeout=BUILD_TIMEOUT, on_event=self.on_event)
+            return pruned.model_dump() | {"params": pruned.params_after}
 
         facts = {"prune_ratio": config.prune_ratio, "precision": "fp32"}
-        return self.cache.get_or_build(key, ArtifactFamily.KERAS, "model.keras", facts, build)
+        return self.cache.get_or_build(key, "keras", "model.keras", facts, build)
 
     def _calibration_data(self, subject: Subject) -> Dataset:
         if subject.train_data is not None:
@@ -380,6 +405,7 @@ class Engine:
             "x_key": subject.eval_data.x_key,
             "y_key": subject.eval_data.y_key,
             "task": subject.task,
+            "scoring": SCORING_VERSION,
             "libraries": library_versions(),
         }
 
@@ -391,24 +417,21 @@ class Engine:
         if not path.is_file():
             self._step("computing reference (fp32) predictions")
             path.parent.mkdir(parents=True, exist_ok=True)
-            self.measure_worker(Runtime.TF, None).call(
-                "model.predict",
-                {
-                    "artifact": str(subject.source.path),
-                    "runtime": "tf",
-                    "data_path": str(subject.eval_data.path),
-                    "x_key": subject.eval_data.x_key,
-                    "out_path": str(path),
-                },
+            self.measure_worker(Runtime.TF, None).request(
+                PredictRequest(
+                    artifact=str(subject.source.path),
+                    runtime=str(Runtime.TF),
+                    data_path=str(subject.eval_data.path),
+                    x_key=subject.eval_data.x_key,
+                    out_path=str(path),
+                ),
                 timeout=PREDICT_TIMEOUT,
                 on_event=self.on_event,
             )
         predictions: np.ndarray = np.load(path)
         return predictions
 
-    def evaluate(
-        self, subject: Subject, variant: Variant, config: InferenceConfig
-    ) -> dict[str, Any]:
+    def evaluate(self, subject: Subject, variant: Variant, config: InferenceConfig) -> Scores:
         """Score the variant on the whole evaluation set (cached per variant and data)."""
         path = (
             self.settings.cache_dir
@@ -416,64 +439,57 @@ class Engine:
             / f"{json_sha256(self._accuracy_key(subject, variant, config))[:32]}.json"
         )
         if path.is_file():
-            cached: dict[str, Any] = json.loads(path.read_text())
-            return cached
+            return Scores.model_validate_json(path.read_text())
         reference = self.reference_predictions(subject)
         self._step("scoring on the evaluation set")
         worker = self.measure_worker(config.runtime, config.threads)
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "predictions.npy"
-            worker.call(
-                "model.predict",
-                {
-                    "artifact": str(variant.path),
-                    "runtime": str(config.runtime),
-                    "data_path": str(subject.eval_data.path),
-                    "x_key": subject.eval_data.x_key,
-                    "out_path": str(out),
-                },
+            worker.request(
+                PredictRequest(
+                    artifact=str(variant.path),
+                    runtime=str(config.runtime),
+                    data_path=str(subject.eval_data.path),
+                    x_key=subject.eval_data.x_key,
+                    out_path=str(out),
+                ),
                 timeout=PREDICT_TIMEOUT,
                 on_event=self.on_event,
             )
             predictions = np.load(out)
-        result = score(predictions, subject.eval_data.load_y(), reference, subject.task)
-        result["eval_samples"] = subject.eval_data.size
-        _write_json(path, result)
+        figures = score(predictions, subject.eval_data.load_y(), reference, subject.task)
+        result = Scores(**figures, eval_samples=subject.eval_data.size)
+        _write_json(path, result.to_json())
         return result
 
     def time(
         self, subject: Subject, variant: Variant, config: InferenceConfig, window: MeasurementWindow
-    ) -> dict[str, Any]:
+    ) -> Timing:
         """Time the variant; one timing per host at a time."""
+        check_threads(config.threads)  # a host fact: checked here, not when a config parses
         worker = self.measure_worker(config.runtime, config.threads)
-        params = {
-            "artifact": str(variant.path),
-            "runtime": str(config.runtime),
-            "batch_size": config.batch_size,
-            "data_path": str(subject.eval_data.path),
-            "x_key": subject.eval_data.x_key,
-        }
-        self._step(f"timing {config.label()}")
-        loaded = worker.call(
-            "measure.load",
-            params,
-            timeout=LOAD_TIMEOUT,
-            on_event=self.on_event,
+        load = LoadRequest(
+            artifact=str(variant.path),
+            runtime=str(config.runtime),
+            batch_size=config.batch_size,
+            data_path=str(subject.eval_data.path),
+            x_key=subject.eval_data.x_key,
         )
+        self._step(f"timing {config.label()}")
+        loaded = worker.request(load, timeout=LOAD_TIMEOUT, on_event=self.on_event)
 
         def waiting() -> None:
             self._step(f"timing {config.label()}: waiting for another timing on this host")
 
         with host_timing_lock(on_wait=waiting) as waited:
-            result: dict[str, Any] = worker.call(
-                "measure.latency",
-                {**params, "window": window.model_dump()},
+            timing = worker.request(
+                LatencyRequest(**load.model_dump(), window=window.model_dump()),
                 timeout=window.timeout_s(),
                 on_event=self.on_event,
             )
-        result["waited_for_lock_s"] = round(waited, 3)
-        result["load_s"] = loaded["load_s"]
-        return result
+        return timing.model_copy(
+            update={"waited_for_lock_s": round(waited, 3), "load_s": loaded.load_s}
+        )
 
     def bench(
         self,
@@ -481,8 +497,8 @@ class Engine:
         config: InferenceConfig,
         window: MeasurementWindow,
         finetune_epochs: int = 2,
-    ) -> dict[str, Any]:
-        """Build, time and score one configuration; the figures as one flat record."""
+    ) -> Measurement:
+        """Build, time and score one configuration; the figures as one record."""
         variant = self.variant(subject, config, finetune_epochs)
         timing = self.time(subject, variant, config, window)
         scores = self.evaluate(subject, variant, config)
@@ -493,45 +509,45 @@ class Engine:
         subject: Subject,
         config: InferenceConfig,
         variant: Variant,
-        timing: dict[str, Any],
-        scores: dict[str, Any],
+        timing: Timing,
+        scores: Scores,
         window: MeasurementWindow,
-    ) -> dict[str, Any]:
-        """Combine a timing and a scoring of one variant into the documented flat record."""
-        return {
-            "model": subject.label,
-            "model_sha256": subject.source.sha256,
-            "config": config.model_dump(mode="json"),
-            **{key: timing[key] for key in TIMING_FIGURES},
-            **{key: scores[key] for key in SCORE_FIGURES},
-            "model_size_mb": round(variant.size_mb, 4),
-            "peak_memory_mb": timing["peak_memory_mb"],
-            "macs": variant.meta.get("macs"),
+    ) -> Measurement:
+        """Combine a timing and a scoring of one variant into the documented record."""
+        return Measurement(
+            model=subject.label,
+            model_sha256=subject.source.sha256,
+            config=config,
+            **{key: getattr(timing, key) for key in TIMING_FIGURES},
+            **{key: getattr(scores, key) for key in SCORE_FIGURES},
+            model_size_mb=round(variant.size_mb, 4),
+            peak_memory_mb=timing.peak_memory_mb,
+            macs=variant.meta.get("macs"),
             **efficiency(
                 variant.meta.get("macs"),
                 config.batch_size,
-                timing["latency_mean_ms"],
+                timing.latency_mean_ms,
                 str(config.precision),
                 config.threads,
             ),
-            "valid": timing["valid"],
-            "invalid_reason": timing["invalid_reason"],
-            "task": subject.task,
-            "eval_samples": scores["eval_samples"],
-            "measurement": {key: timing.get(key) for key in _MEASUREMENT_DETAILS}
-            | {"window": window.model_dump()},
-            "variant": {
-                "key": variant.key,
-                "path": str(variant.path),
-                "cache_hit": variant.cache_hit,
-                "build_s": round(variant.build_s, 2),
-                "params": variant.meta.get("params"),
-                "pruning": {k: variant.meta[k] for k in _PRUNING_FACTS if k in variant.meta}
-                or None,
-            },
-            "fingerprint": fingerprint(),
-            "warnings": list(self.warnings),
-        }
+            valid=timing.valid,
+            invalid_reason=timing.invalid_reason,
+            task=subject.task,
+            eval_samples=scores.eval_samples,
+            measurement=MeasurementDetails(
+                **{key: getattr(timing, key) for key in _MEASUREMENT_DETAILS}, window=window
+            ),
+            variant=VariantFacts(
+                key=variant.key,
+                path=str(variant.path),
+                cache_hit=variant.cache_hit,
+                build_s=round(variant.build_s, 2),
+                params=variant.meta.get("params"),
+                pruning={k: variant.meta[k] for k in _PRUNING_FACTS if k in variant.meta} or None,
+            ),
+            fingerprint=fingerprint(),
+            warnings=list(self.warnings),
+        )
 
 
 def _write_json(path: Path, value: Any) -> None:

@@ -9,6 +9,7 @@ from functools import lru_cache
 from importlib import metadata
 from typing import Any
 
+from infertune.exceptions import ConfigurationError
 from infertune.hashing import json_sha256
 
 #: CPU flags that change which kernels run (vector width, int8 dot products, matrix units).
@@ -35,7 +36,17 @@ RELEVANT_FLAGS = (
     "i8mm",
     "bf16",
 )
-LIBRARIES = ("tensorflow-cpu", "tensorflow", "keras", "ai-edge-litert", "numpy")
+LIBRARIES = (
+    "tensorflow-cpu",
+    "tensorflow",
+    "keras",
+    "ai-edge-litert",
+    "openvino",
+    "nncf",
+    "onnxruntime",
+    "tf2onnx",
+    "numpy",
+)
 
 
 def cpu_model_and_flags() -> tuple[str, list[str]]:
@@ -80,6 +91,21 @@ def usable_cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
         return os.cpu_count() or 1
+
+
+def check_threads(threads: int | None) -> None:
+    """Refuse a thread setting this host cannot give (called where a measurement runs).
+
+    Raises:
+        ConfigurationError: ``threads`` exceeds the cores this process may run on.
+    """
+    cores = usable_cores()
+    if threads is not None and threads > cores:
+        raise ConfigurationError(
+            f"threads={threads} exceeds the {cores} usable cores of this machine: measure it "
+            f"with threads between 1 and {cores}, or leave threads unset for the runtime's "
+            "default."
+        )
 
 
 @lru_cache(maxsize=1)

@@ -1,11 +1,11 @@
 """Built variants, cached by content: the same model, knobs and libraries never build twice.
 
 A variant is the artifact one configuration runs: the source model itself (``tf`` at
-``prune_ratio=0``), a pruned ``.keras`` model, or a ``.tflite`` file. Its cache key hashes
-the source model's content, the knobs that change the artifact (precision, prune ratio,
-runtime family), the data that shaped it (fine-tuning and calibration sets) and the library
-versions that built it. ``batch_size`` and ``threads`` do not change the artifact and are not
-part of the key.
+``prune_ratio=0``), a pruned ``.keras`` model, or a runtime's built artifact (a ``.tflite``
+file, ...). Its cache key hashes the source model's content, the knobs that change the
+artifact (precision, prune ratio, the runtime's artifact family), the data that shaped it
+(fine-tuning and calibration sets) and the library versions that built it. ``batch_size``
+and ``threads`` do not change the artifact and are not part of the key.
 
 Entries are written to a temporary folder and renamed into place with ``meta.json`` inside,
 so a crash never leaves a half-built entry, and two builders racing for one key both end up
@@ -21,13 +21,14 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from infertune.exceptions import BuildError
 from infertune.hashing import json_sha256, size_bytes
-from infertune.knobs.spec import ArtifactFamily, Precision
-from infertune.measure.fingerprint import library_versions
+from infertune.runtimes import Precision, RuntimeBackend
 
 #: Bump when the way variants are built changes: older cache entries are then not reused.
 VARIANT_FORMAT = 3
@@ -44,7 +45,8 @@ class Variant:
     """A built (or source) artifact ready to run."""
 
     key: str
-    family: ArtifactFamily
+    family: str
+    """The artifact family: ``keras`` or a built runtime's (``tflite``, ...)."""
     path: Path
     meta: dict[str, Any] = field(default_factory=dict)
     cache_hit: bool = False
@@ -56,10 +58,25 @@ class Variant:
         return size_bytes(self.path) / 2**20
 
 
-def build_versions() -> dict[str, str]:
-    """Library versions that decide a built artifact's content."""
-    libs = library_versions()
-    return {k: v for k, v in libs.items() if k in ("tensorflow", "tensorflow-cpu", "keras")}
+#: Libraries whose versions decide a pruned ``.keras`` variant's content.
+KERAS_BUILD_LIBRARIES = ("tensorflow-cpu", "tensorflow", "keras")
+
+
+def build_versions(libraries: tuple[str, ...] = KERAS_BUILD_LIBRARIES) -> dict[str, str]:
+    """Installed versions of ``libraries`` (those missing are left out)."""
+    return dict(_versions(libraries))
+
+
+@lru_cache(maxsize=16)
+def _versions(libraries: tuple[str, ...]) -> dict[str, str]:
+    # Once per process: metadata lookups cost milliseconds, and keys are made every trial.
+    found = {}
+    for name in libraries:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return found
 
 
 def pruned_key(model_sha: str, ratio: float, finetune: dict[str, Any] | None) -> str:
@@ -80,23 +97,30 @@ def pruned_key(model_sha: str, ratio: float, finetune: dict[str, Any] | None) ->
     )
 
 
-def tflite_key(parent_key: str, precision: Precision, calibration: dict[str, Any] | None) -> str:
-    """Cache key of a ``.tflite`` variant converted from ``parent_key``'s artifact.
+def artifact_key(
+    backend: RuntimeBackend,
+    parent_key: str,
+    precision: Precision,
+    calibration: dict[str, Any] | None,
+) -> str:
+    """Cache key of ``backend``'s artifact built from ``parent_key``'s ``.keras`` variant.
 
-    ``calibration`` (data hash and input array name) matters for full int8 only.
+    ``calibration`` (data hash and input array name) counts only where the backend
+    calibrates at ``precision``. (For ``tflite`` the key is the one the cache used before
+    runtimes were backends: its family is its former kind.)
     """
     return json_sha256(
         {
             "format": VARIANT_FORMAT,
-            "kind": "tflite",
+            "kind": backend.family,
             "parent": parent_key,
             "precision": str(precision),
             "calibration": (
                 {**(calibration or {}), "samples": CALIBRATION_SAMPLES}
-                if precision is Precision.INT8
+                if backend.needs_calibration(precision)
                 else None
             ),
-            "versions": build_versions(),
+            "versions": build_versions(backend.build_libraries),
         }
     )
 
@@ -111,7 +135,7 @@ class VariantCache:
         """Where the entry for ``key`` lives."""
         return self.root / key[:24]
 
-    def lookup(self, key: str, family: ArtifactFamily) -> Variant | None:
+    def lookup(self, key: str, family: str) -> Variant | None:
         """A complete cached entry, or ``None``."""
         folder = self.folder(key)
         meta_path = folder / "meta.json"
@@ -125,7 +149,7 @@ class VariantCache:
     def get_or_build(
         self,
         key: str,
-        family: ArtifactFamily,
+        family: str,
         artifact_name: str,
         facts: dict[str, Any],
         build: BuildFn,

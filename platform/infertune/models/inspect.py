@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from infertune.exceptions import InputError, PruningError
-from infertune.measure.efficiency import count_macs
+from infertune.models.graph import check_prunable, count_macs
+from infertune.workers.protocol import InspectRequest, ModelInfo
 from infertune.workers.server import WorkerContext, one_line
 from infertune.workers.tfsetup import import_tensorflow
 
@@ -31,9 +32,10 @@ def load_keras_model(path: str) -> Any:
         raise InputError(f"Cannot load the Keras model {path}: {one_line(exc)}") from exc
 
 
-def inspect_model_op(ctx: WorkerContext, path: str, format: str) -> dict[str, Any]:
+def inspect_model_op(ctx: WorkerContext, request: InspectRequest) -> ModelInfo:
     """Worker operation ``model.inspect``."""
-    if format == "savedmodel":
+    path = request.path
+    if request.format == "savedmodel":
         tf = import_tensorflow()
         try:
             loaded = tf.saved_model.load(path)
@@ -49,41 +51,39 @@ def inspect_model_op(ctx: WorkerContext, path: str, format: str) -> dict[str, An
             )
         (in_spec,) = inputs.values()
         (out_spec,) = outputs.values()
-        return {
-            "input_shape": _shape(in_spec.shape),
-            "input_dtype": in_spec.dtype.name,
-            "output_shape": _shape(out_spec.shape),
-            "final_activation": None,
-            "params": None,
-            "macs": None,
-            "prunable": False,
-            "not_prunable_reason": (
+        return ModelInfo(
+            input_shape=_shape(in_spec.shape),
+            input_dtype=in_spec.dtype.name,
+            output_shape=_shape(out_spec.shape),
+            final_activation=None,
+            params=None,
+            macs=None,
+            prunable=False,
+            not_prunable_reason=(
                 f"Model {path} is a SavedModel, which has no Keras layers to prune; pass the "
                 ".keras file or use a prune ratio of 0."
             ),
-        }
+        )
     model = load_keras_model(path)
     if len(model.inputs) != 1 or len(model.outputs) != 1:
         raise InputError(
             f"Model {path} has {len(model.inputs)} inputs and {len(model.outputs)} outputs; "
             "infertune handles single-input, single-output models."
         )
-    from infertune.knobs.pruning import plan
-
     reason = None
     try:
-        plan(model, 0.0)
+        check_prunable(model)
     except PruningError as exc:
         reason = str(exc)
     last = model.layers[-1]
     activation = getattr(last, "activation", None)
-    return {
-        "input_shape": _shape(model.inputs[0].shape),
-        "input_dtype": str(model.inputs[0].dtype),
-        "output_shape": _shape(model.outputs[0].shape),
-        "final_activation": getattr(activation, "__name__", None),
-        "params": int(model.count_params()),
-        "macs": count_macs(model),
-        "prunable": reason is None,
-        "not_prunable_reason": reason,
-    }
+    return ModelInfo(
+        input_shape=_shape(model.inputs[0].shape),
+        input_dtype=str(model.inputs[0].dtype),
+        output_shape=_shape(model.outputs[0].shape),
+        final_activation=getattr(activation, "__name__", None),
+        params=int(model.count_params()),
+        macs=count_macs(model),
+        prunable=reason is None,
+        not_prunable_reason=reason,
+    )

@@ -1,20 +1,37 @@
 """The MLflow pyfunc model of a promoted configuration (logged as *model from code*).
 
-MLflow copies this file into the model and runs it on load, so a promoted model needs
-only numpy, MLflow and its runtime (``ai-edge-litert`` or TensorFlow), not infertune.
-The tuned settings travel in the model's ``model_config``: ``runtime`` (tflite, tf,
-tf_xla), ``precision``, ``threads`` (``None``: the runtime's default) and ``batch_size``
-(inputs are run in chunks of that size).
+MLflow copies this file into the model and runs it on load, so it never imports infertune:
+a promoted model needs only numpy, MLflow and its runtime (``ai-edge-litert`` or
+TensorFlow). The variant is loaded by its runtime backend's *loader module*, the same code
+that loaded it for measurement, shipped with the model as code (``code_paths``). The tuned
+settings travel in the model's ``model_config``: ``runtime`` (tflite, tf, tf_xla),
+``precision``, ``threads`` (``None``: the runtime's default), ``batch_size`` (inputs are run
+in chunks of that size) and ``loader`` (the loader module's name).
 """
 
 from __future__ import annotations
 
-import os
+import importlib
 from typing import Any
 
 import mlflow.models
 import mlflow.pyfunc
 import numpy as np
+
+#: Loader modules of models promoted before the loader travelled in ``model_config``.
+_FORMER_LOADERS = {"tflite": "litert_loader", "tf": "tf_loader", "tf_xla": "tf_loader"}
+
+
+def import_loader(name: str) -> Any:
+    """The loader module ``name``: the copy shipped with the model, else infertune's.
+
+    The shipped copy comes first: it is the code the configuration was measured with. A
+    model promoted without one (an older promotion) loads with the installed infertune's.
+    """
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        return importlib.import_module(f"infertune.runtimes.{name}")
 
 
 class TunedModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc,name-defined]
@@ -27,68 +44,13 @@ class TunedModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc,name-defined]
     def load_context(self, context: Any) -> None:
         """Load the variant into its runtime with the tuned thread setting."""
         config = dict(context.model_config or {})
-        artifact = context.artifacts["variant"]
         self.runtime = str(config.get("runtime", "tflite"))
         self.batch_size = max(1, int(config.get("batch_size") or 1))
         threads = config.get("threads")
         self.threads = int(threads) if threads else None
-        if self.runtime == "tflite":
-            from ai_edge_litert.interpreter import Interpreter
-
-            self._interpreter = Interpreter(
-                model_path=artifact, num_threads=self.threads or _usable_cores()
-            )
-            (self._input,) = self._interpreter.get_input_details()
-            (output,) = self._interpreter.get_output_details()
-            self._output_index = output["index"]
-            self.input_dtype = np.dtype(self._input["dtype"])
-            self._shape: tuple[int, ...] | None = None
-        else:
-            self._load_tensorflow(artifact, xla=self.runtime == "tf_xla")
-
-    def _load_tensorflow(self, artifact: str, xla: bool) -> None:
-        import tensorflow as tf
-
-        if self.threads is not None:
-            try:
-                tf.config.threading.set_intra_op_parallelism_threads(self.threads)
-                tf.config.threading.set_inter_op_parallelism_threads(1)
-            except RuntimeError:  # TensorFlow already started in this process
-                pass
-        if os.path.isdir(artifact):
-            loaded = tf.saved_model.load(artifact)
-            signature = loaded.signatures["serving_default"]
-            ((name, spec),) = signature.structured_input_signature[1].items()
-
-            def call(x: Any) -> Any:
-                (out,) = signature(**{name: x}).values()
-                return out
-
-            self._keep_alive: Any = loaded
-            input_spec = tf.TensorSpec([None, *spec.shape[1:]], spec.dtype)
-        else:
-            import keras
-
-            model = keras.saving.load_model(artifact, safe_mode=True, compile=False)
-            self._keep_alive = model
-
-            def call(x: Any) -> Any:
-                return model(x, training=False)
-
-            input_spec = tf.TensorSpec([None, *model.inputs[0].shape[1:]], model.inputs[0].dtype)
-        self._fn = tf.function(call, input_signature=[input_spec], jit_compile=xla)
-        self.input_dtype = np.dtype(input_spec.dtype.as_numpy_dtype)
-
-    def _run(self, batch: np.ndarray) -> np.ndarray:
-        if self.runtime != "tflite":
-            return np.asarray(self._fn(batch).numpy())
-        if batch.shape != self._shape:
-            self._interpreter.resize_tensor_input(self._input["index"], list(batch.shape))
-            self._interpreter.allocate_tensors()
-            self._shape = batch.shape
-        self._interpreter.set_tensor(self._input["index"], batch)
-        self._interpreter.invoke()
-        return np.array(self._interpreter.get_tensor(self._output_index))
+        loader = import_loader(str(config.get("loader") or _FORMER_LOADERS[self.runtime]))
+        self._runner = loader.load(context.artifacts["variant"], self.runtime, self.threads)
+        self.input_dtype = self._runner.input_dtype
 
     # No type hints on predict: MLflow would try to read them as the input schema.
     def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
@@ -99,18 +61,10 @@ class TunedModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc,name-defined]
         if len(x) == 0:
             raise ValueError("No input samples were given.")
         chunks = [
-            self._run(np.ascontiguousarray(x[i : i + self.batch_size]))
+            np.asarray(self._runner.predict(np.ascontiguousarray(x[i : i + self.batch_size])))
             for i in range(0, len(x), self.batch_size)
         ]
         return np.concatenate(chunks)
-
-
-def _usable_cores() -> int:
-    """Cores this process may use (its CPU affinity), as when the model was measured."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 mlflow.models.set_model(TunedModel())

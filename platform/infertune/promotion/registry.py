@@ -17,7 +17,6 @@ import logging
 import os
 import tempfile
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -28,14 +27,12 @@ from infertune.config import Settings
 from infertune.exceptions import InfertuneError, RegistryError
 from infertune.knobs.spec import InferenceConfig
 from infertune.measure.engine import Engine
-from infertune.measure.fingerprint import library_versions
-from infertune.space.schema import SearchSpace
 from infertune.storage.db import Database
 from infertune.storage.models import Promotion
 from infertune.storage.repository import promotions, study_id
 from infertune.tracking.tracker import Tracker
 from infertune.tuning import queries
-from infertune.tuning.front import study_attr
+from infertune.tuning.records import StudyView
 from infertune.tuning.study import resolve_study_subject
 
 PYFUNC_FILE = Path(__file__).with_name("pyfunc_model.py")
@@ -93,7 +90,7 @@ def promotion_problems(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> 
 
 def _promoted_figures(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
     """The trial's figures: the verified ones (medians of the repeats) where it was verified."""
-    verified = study_attr(study, "verified") or {}
+    verified = StudyView(study).verified or {}
     for candidate in verified.get("candidates", []):
         if candidate["number"] == trial.number:
             return dict(candidate["figures"])
@@ -107,26 +104,68 @@ class Registry:
         self.settings = settings
         self.db = db
         self.tracker = Tracker(settings)
-        self.client = self.tracker.client
+        # The registry adapter is the one place outside tracking/ that calls MLflow's
+        # model-registry API directly; everything else goes through the methods here.
+        self._client = self.tracker.client
 
     # -- reads ---------------------------------------------------------------------------
 
-    def _aliases(self, name: str) -> dict[str, str]:
+    def registered_models(self) -> list[str]:
+        """Names of every registered model in the MLflow registry, sorted.
+
+        Raises:
+            RegistryError: The registry cannot be read.
+        """
         from mlflow.exceptions import MlflowException
 
         try:
-            model = self.client.get_registered_model(name)
+            return sorted(str(m.name) for m in self._client.search_registered_models())
+        except MlflowException as exc:
+            raise RegistryError(f"Cannot read the MLflow registry: {exc}") from exc
+
+    def aliases(self, name: str) -> dict[str, str]:
+        """Alias -> version of registered model ``name`` (empty if it does not exist).
+
+        Raises:
+            RegistryError: The registry cannot be read.
+        """
+        from mlflow.exceptions import MlflowException
+
+        try:
+            model = self._client.get_registered_model(name)
         except MlflowException as exc:
             if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
                 return {}
             raise RegistryError(f"Cannot read '{name}' from the MLflow registry: {exc}") from exc
         return {str(k): str(v) for k, v in (model.aliases or {}).items()}
 
+    def version_config(self, name: str, version: str) -> dict[str, Any] | None:
+        """The knob values promoted as ``version`` of ``name`` (its ``infertune.config`` tag).
+
+        ``None`` for a version registered by hand, which carries no configuration.
+
+        Raises:
+            RegistryError: The version does not exist or the registry cannot be read.
+        """
+        from mlflow.exceptions import MlflowException
+
+        try:
+            found = self._client.get_model_version(name, version)
+        except MlflowException as exc:
+            raise RegistryError(
+                f"Cannot read version {version} of '{name}' from the MLflow registry: {exc}"
+            ) from exc
+        tag = found.tags.get(TAG + "config")
+        if not tag:
+            return None
+        config: dict[str, Any] = json.loads(tag)
+        return config
+
     def _versions(self, name: str) -> list[Any]:
         from mlflow.exceptions import MlflowException
 
         try:
-            found = self.client.search_model_versions(f"name = '{name}'")
+            found = self._client.search_model_versions(f"name = '{name}'")
         except MlflowException as exc:
             if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
                 return []
@@ -142,7 +181,7 @@ class Registry:
                 f"No registered model named '{name}'; promote a trial first: "
                 f"infertune promote STUDY --trial N --name {name}."
             )
-        aliases = self._aliases(name)
+        aliases = self.aliases(name)
         return {
             "registered_model": name,
             "aliases": aliases,
@@ -213,6 +252,8 @@ class Registry:
         from mlflow.exceptions import MlflowException
         from mlflow.models import infer_signature
 
+        from infertune.runtimes import get_backend
+
         for logger in ("mlflow", "alembic"):
             logging.getLogger(logger).setLevel(logging.ERROR)
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -220,7 +261,10 @@ class Registry:
         if raw_config is None:
             raise RegistryError(f"Trial {trial.number} has no configuration to promote.")
         config = InferenceConfig.parse(**raw_config)
-        space = SearchSpace.model_validate(study_attr(study, "spec")["space"])
+        spec = StudyView(study).spec
+        if spec is None:
+            raise RegistryError(f"Study '{study.study_name}' was not created by infertune.")
+        space = spec.search_space()
         with Engine(self.settings) as engine:
             subject = resolve_study_subject(engine, study)
             variant = engine.variant(subject, config, space.finetune_epochs)
@@ -231,23 +275,11 @@ class Registry:
                 f"!= {expected}); the libraries that build it changed. Re-run the study."
             )
         sample = subject.eval_data.load_x(limit=SIGNATURE_SAMPLES)
-        model_config = {
-            "runtime": str(config.runtime),
-            "precision": str(config.precision),
-            "threads": config.threads,
-            "batch_size": config.batch_size,
-        }
-        versions = library_versions() | {"mlflow": metadata.version("mlflow")}
-        runtime_libs = (
-            ["ai-edge-litert"]
-            if str(config.runtime) == "tflite"
-            else ["tensorflow-cpu", "tensorflow", "keras"]
+        # The runtime's backend says how its model serves: settings, loader code, pins.
+        options = get_backend(config.runtime).pyfunc_options(
+            config.precision, config.threads, config.batch_size
         )
-        requirements = [
-            f"{lib}=={versions[lib]}"
-            for lib in ("mlflow", "numpy", *runtime_libs)
-            if lib in versions
-        ]
+        model_config = options["model_config"]
         run_id = trial.user_attrs.get("mlflow_run_id")
         if run_id is None:
             raise RegistryError(f"Trial {trial.number} has no MLflow run to attach the model to.")
@@ -258,8 +290,7 @@ class Registry:
                 common: dict[str, Any] = {
                     "python_model": str(PYFUNC_FILE),
                     "artifacts": {"variant": str(variant.path)},
-                    "model_config": model_config,
-                    "pip_requirements": requirements,
+                    **options,
                 }
                 # Save, load back and predict: the model is checked before it is registered,
                 # and its outputs give the signature.
@@ -273,10 +304,10 @@ class Registry:
                     **common,
                 )
                 artifact_path = f"registered-model/{name}"
-                self.client.log_artifacts(run_id, str(final), artifact_path)
-            source = f"{self.client.get_run(run_id).info.artifact_uri}/{artifact_path}"
+                self.tracker.log_file(run_id, final, artifact_path)
+            source = f"{self._client.get_run(run_id).info.artifact_uri}/{artifact_path}"
             try:
-                self.client.create_registered_model(
+                self._client.create_registered_model(
                     name, description="Inference configurations promoted by infertune."
                 )
             except MlflowException as exc:
@@ -287,13 +318,11 @@ class Registry:
                 TAG + "trial": str(trial.number),
                 TAG + "config": json.dumps(raw_config, sort_keys=True),
                 TAG + "variant_key": variant.key,
-                TAG + "hardware_id": str(
-                    (study_attr(study, "fingerprint") or {}).get("hardware_id", "")
-                ),
-                **{TAG + k: str(v) for k, v in model_config.items()},
+                TAG + "hardware_id": str(StudyView(study).hardware_id or ""),
+                **{TAG + k: str(v) for k, v in model_config.items() if k != "loader"},
                 **{TAG + k: str(v) for k, v in figures.items() if v is not None},
             }
-            version = self.client.create_model_version(
+            version = self._client.create_model_version(
                 name, source, run_id=run_id, tags=tags, description=f"{config.label()}"
             )
         except InfertuneError:
@@ -315,7 +344,7 @@ class Registry:
         study: optuna.Study | None = None,
         trial: optuna.trial.FrozenTrial | None = None,
     ) -> PromotionResult:
-        previous = self._aliases(name).get(alias)
+        previous = self.aliases(name).get(alias)
         if previous == version:
             return PromotionResult(
                 name,
@@ -336,11 +365,7 @@ class Registry:
             trial_number=trial.number if trial is not None else None,
             config=(trial.user_attrs.get("config") or {}) if trial is not None else {},
             figures=_promoted_figures(study, trial) if study and trial else {},
-            hardware_id=(
-                (study_attr(study, "fingerprint") or {}).get("hardware_id")
-                if study is not None
-                else None
-            ),
+            hardware_id=(StudyView(study).hardware_id if study is not None else None),
             forced=forced,
             actor=_actor(),
             reason=reason,
@@ -353,7 +378,7 @@ class Registry:
                 session.add(row)
                 session.flush()  # the row is valid before the alias moves
                 try:
-                    self.client.set_registered_model_alias(name, alias, version)
+                    self._client.set_registered_model_alias(name, alias, version)
                 except MlflowException as exc:
                     raise RegistryError(
                         f"Moving {name}@{alias} to version {version} failed: {exc}"
@@ -362,9 +387,9 @@ class Registry:
         except BaseException:
             if moved:  # the audit row failed to commit: undo the alias move
                 if previous is None:
-                    self.client.delete_registered_model_alias(name, alias)
+                    self._client.delete_registered_model_alias(name, alias)
                 else:
-                    self.client.set_registered_model_alias(name, alias, previous)
+                    self._client.set_registered_model_alias(name, alias, previous)
             raise
         verb = "Promoted" if action == "promote" else "Rolled back"
         return PromotionResult(
@@ -381,7 +406,7 @@ class Registry:
 
     def rollback(self, name: str, alias: str = "production", reason: str = "") -> PromotionResult:
         """Move ``alias`` back to the version promoted before the current one."""
-        current = self._aliases(name).get(alias)
+        current = self.aliases(name).get(alias)
         if current is None:
             raise RegistryError(f"{name}@{alias} points to no version; nothing to roll back.")
         history = [h for h in promotions(self.db, name) if h["alias"] == alias]

@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import signal
 import socket
 import statistics
@@ -35,12 +34,12 @@ from infertune.scheduling.schedules import get_schedule, update_schedule
 from infertune.space.schema import SearchSpace
 from infertune.storage.db import Database
 from infertune.storage.models import JobRun, Schedule, utcnow
-from infertune.storage.repository import save_study
-from infertune.tracking.tracker import Tracker
 from infertune.tuning import queries
-from infertune.tuning.front import study_attr
+from infertune.tuning.lifecycle import StudyRun
+from infertune.tuning.records import StudyView
+from infertune.tuning.retime import retime_interleaved
 from infertune.tuning.sampling import config_params, enumerate_configs, make_sampler
-from infertune.tuning.study import Tuner, open_study, storage_url, study_spec, verify_front, window
+from infertune.tuning.study import open_study, storage_url, study_spec, window
 from infertune.workers.server import one_line
 
 #: Interleaved repeats of the best-vs-production comparison.
@@ -89,13 +88,11 @@ def production_config(settings: Settings, db: Database, schedule: Schedule) -> d
     from infertune.promotion.registry import Registry
 
     registry = Registry(settings, db)
-    version = registry._aliases(schedule.auto_promote).get(schedule.alias)
+    version = registry.aliases(schedule.auto_promote).get(schedule.alias)
     if version is None:
         return {}
-    found = registry.client.get_model_version(schedule.auto_promote, version)
-    tag = found.tags.get("infertune.config")
-    # A version registered by hand has no configuration to compare with.
-    return {"version": version, "config": json.loads(tag) if tag else None}
+    # A version registered by hand has no configuration to compare with (None).
+    return {"version": version, "config": registry.version_config(schedule.auto_promote, version)}
 
 
 def run_retune(settings: Settings, name: str, trigger: str = "schedule") -> dict[str, Any]:
@@ -137,10 +134,10 @@ def run_retune(settings: Settings, name: str, trigger: str = "schedule") -> dict
 def _retune(settings: Settings, db: Database, schedule: Schedule) -> dict[str, Any]:
     url = storage_url(settings, None)
     previous = queries.load(schedule.latest_study or schedule.name, url)
-    spec = study_attr(previous, "spec")
+    spec = StudyView(previous).spec
     if spec is None:
         raise InfertuneError(f"Study '{previous.study_name}' was not created by infertune.")
-    space = SearchSpace.model_validate(spec["space"])
+    space = spec.search_space()
     production = production_config(settings, db, schedule)
     warm = [p["config"] for p in queries.front(previous)["points"]]
     if (
@@ -153,41 +150,22 @@ def _retune(settings: Settings, db: Database, schedule: Schedule) -> dict[str, A
     with Engine(settings) as engine:
         subject = engine.resolve(
             # The resolved path: the scheduler may run in another working directory.
-            spec["model"] if str(spec["model"]).startswith("demo:") else spec["model_path"],
-            Path(spec["data"]),
-            Path(spec["train_data"]) if spec["train_data"] else None,
-            spec["x_key"],
-            spec["y_key"],
+            spec.model if spec.model.startswith("demo:") else spec.model_path,
+            Path(spec.data),
+            Path(spec.train_data) if spec.train_data else None,
+            spec.x_key,
+            spec.y_key,
         )
         trials = max(schedule.trials, len(warm))
         study, _ = open_study(
             name, url, study_spec(subject, space), space, make_sampler("auto", None, trials, space)
         )
-        study.set_user_attr("infertune.retune_of", previous.study_name)
+        StudyView(study).set_retune_of(previous.study_name)
         for config in warm:
             study.enqueue_trial(
                 config_params(InferenceConfig.parse(**config), space), skip_if_exists=True
             )
-        tuner = Tuner(settings, study, subject, space, Tracker(settings), engine)
-        status = "FAILED"
-        try:
-            tuner.start()
-            tuner.run(trials, None)
-            verify_front(engine, study, subject, space)
-            status = "FINISHED"
-        finally:
-            tuner.close()
-            tuner.finish(status)
-        save_study(
-            db,
-            name,
-            study_attr(study, "spec"),
-            study_attr(study, "fingerprint") or {},
-            url,
-            "finished",
-            tuner.experiment_id,
-            tuner.parent_run_id,
-        )
+        StudyRun(settings, db, engine, study, subject, space, url).execute(trials)
         update_schedule(
             db,
             schedule.name,
@@ -278,14 +256,18 @@ def _compare(
         "best": InferenceConfig.parse(**best),
         "production": InferenceConfig.parse(**production),
     }
-    variants = {k: engine.variant(subject, c, space.finetune_epochs) for k, c in configs.items()}
-    p95: dict[str, list[float]] = {"best": [], "production": []}
-    measure = window(space.measurement.verify)
-    for _ in range(COMPARE_REPEATS):
-        for key, config in configs.items():
-            result = engine.time(subject, variants[key], config, measure)
-            if result["valid"]:
-                p95[key].append(result["latency_p95_ms"])
+    timings = retime_interleaved(
+        engine,
+        subject,
+        configs,
+        window(space.measurement.verify),
+        COMPARE_REPEATS,
+        space.finetune_epochs,
+    )
+    p95 = {
+        k: [r.latency_p95_ms for r in runs if r.valid and r.latency_p95_ms is not None]
+        for k, runs in timings.items()
+    }
     if not p95["best"] or not p95["production"]:
         raise InfertuneError("The best-vs-production comparison produced no valid timing.")
     return {

@@ -43,7 +43,7 @@ from infertune.scheduling.schedules import (
 from infertune.storage.db import Database
 from infertune.storage.models import Schedule
 from infertune.tuning import queries
-from infertune.tuning.front import study_attr
+from infertune.tuning.records import StudyView
 from infertune.tuning.study import storage_url
 
 log = logging.getLogger("infertune.scheduler")
@@ -217,16 +217,14 @@ class SchedulerService:
             study = queries.load(row.latest_study or row.name, storage_url(self.settings, None))
         except Exception:
             return
-        spec = study_attr(study, "spec") or {}
-        model_path = Path(spec.get("model_path", ""))
-        if not model_path.exists():
+        view = StudyView(study)
+        spec = view.spec
+        if spec is None or not Path(spec.model_path).exists():
             return
-        sha = file_sha256(model_path)
+        sha = file_sha256(Path(spec.model_path))
         hardware = fingerprint()["hardware_id"]
-        seen_sha = row.seen_model_sha256 or spec.get("model_sha256")
-        seen_hw = row.seen_hardware_id or (study_attr(study, "fingerprint") or {}).get(
-            "hardware_id"
-        )
+        seen_sha = row.seen_model_sha256 or spec.model_sha256
+        seen_hw = row.seen_hardware_id or view.hardware_id
         reason = "model" if sha != seen_sha else "hardware" if hardware != seen_hw else None
         if reason is None:
             return

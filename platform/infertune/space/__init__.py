@@ -1,6 +1,6 @@
 """Search spaces: which knob values a study explores, what it optimizes, what it requires."""
 
 from infertune.space.loader import load_space
-from infertune.space.schema import SearchSpace
+from infertune.space.schema import Direction, Figure, SearchSpace
 
-__all__ = ["SearchSpace", "load_space"]
+__all__ = ["Direction", "Figure", "SearchSpace", "load_space"]

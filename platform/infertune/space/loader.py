@@ -7,11 +7,12 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
+from infertune._resources import search_spaces_dir
 from infertune.exceptions import InputError
 from infertune.space.schema import SearchSpace
 
 #: Folder of the spaces shipped with infertune (``default``, ``quick``, ``tflite-cpu``).
-BUILTIN_DIR = Path(__file__).resolve().parents[3] / "search_spaces"
+BUILTIN_DIR = search_spaces_dir()
 
 
 def resolve_space_path(name_or_path: str) -> Path:

@@ -10,12 +10,19 @@ meet. Example (``search_spaces/quick.yaml``)::
       prune_ratio: {type: float, low: 0.0, high: 0.5, step: 0.25}
       batch_size: {type: pow2, low: 1, high: 8}
       threads:    {type: int, low: 1, high: cores}
-    objectives: {latency_p95_ms: minimize, accuracy: maximize}
-    constraints: {max_accuracy_drop: 0.01}
+    objectives: {latency_p95_ms: minimize, quality: maximize}
+    constraints: {max_quality_drop: 0.03}
 
 ``when`` makes a knob conditional: it is searched only in trials where the named knobs take
 one of the listed values, and stays at its default otherwise (so ``precision`` is ``fp32``
 whenever ``runtime`` is not ``tflite``).
+
+``quality`` and ``max_quality_drop`` serve every task: ``quality`` is the accuracy of a
+classifier and the MAE skill (``1 - MAE / MAE of predicting the median target``) of a
+regression model; the quality drop is in accuracy points for a classifier and the relative
+MAE increase for a regression model, both against the baseline. Figures that only one task
+has (``accuracy``, ``agreement``; ``mae``, ``rmse``, ``r2``, ``rel_mae_vs_fp32``) are refused
+before the baseline when the model's task lacks them.
 """
 
 from __future__ import annotations
@@ -25,8 +32,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from infertune.exceptions import ConfigurationError
 from infertune.knobs.spec import Precision, Runtime
-from infertune.measure.fingerprint import usable_cores
 
 
 class Direction(StrEnum):
@@ -37,7 +44,11 @@ class Direction(StrEnum):
 
 
 class Figure(StrEnum):
-    """Measured figures that may serve as objectives."""
+    """Measured figures that may serve as objectives.
+
+    ``quality`` exists for every task; ``accuracy`` and ``agreement`` for classifiers only;
+    ``mae``, ``rmse``, ``r2`` and ``rel_mae_vs_fp32`` for regression models only.
+    """
 
     LATENCY_P50_MS = "latency_p50_ms"
     LATENCY_P90_MS = "latency_p90_ms"
@@ -48,6 +59,10 @@ class Figure(StrEnum):
     ACCURACY = "accuracy"
     AGREEMENT = "agreement"
     MAE = "mae"
+    RMSE = "rmse"
+    R2 = "r2"
+    REL_MAE_VS_FP32 = "rel_mae_vs_fp32"
+    QUALITY = "quality"
     MODEL_SIZE_MB = "model_size_mb"
     PEAK_MEMORY_MB = "peak_memory_mb"
 
@@ -69,20 +84,35 @@ class Categorical(_Knob):
 
 
 class IntRange(_Knob):
-    """Integers from ``low`` to ``high`` (``high: cores`` means this machine's core count)."""
+    """Integers from ``low`` to ``high`` (``high: cores`` means the measuring host's cores).
+
+    ``cores`` is resolved when the space is sampled, on the host that measures, not when
+    it parses: a space written on one machine loads on any other.
+    """
 
     type: Literal["int"]
     low: int
     high: int | Literal["cores"]
     step: int = Field(default=1, ge=1)
 
-    def resolved_high(self) -> int:
-        """``high`` with ``cores`` resolved on this machine."""
-        return usable_cores() if self.high == "cores" else int(self.high)
+    def resolved_high(self, cores: int) -> int:
+        """``high``, with ``cores`` replaced by ``cores`` (the measuring host's usable cores).
+
+        Raises:
+            ConfigurationError: ``high: cores`` is below ``low`` on this host.
+        """
+        if self.high != "cores":
+            return int(self.high)
+        if cores < self.low:
+            raise ConfigurationError(
+                f"The range {self.low}..cores is empty on this machine, which has {cores} "
+                f"usable cores: lower 'low' to at most {cores} in the search space."
+            )
+        return cores
 
     @model_validator(mode="after")
     def _check(self) -> IntRange:
-        if self.resolved_high() < self.low:
+        if self.high != "cores" and int(self.high) < self.low:
             raise ValueError(f"high ({self.high}) is below low ({self.low})")
         return self
 
@@ -192,11 +222,28 @@ class Constraints(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    max_quality_drop: float | None = Field(
+        default=None,
+        ge=0,
+        description="Largest quality loss vs the baseline, any task: accuracy points (0-1) "
+        "for a classifier, relative MAE increase (0.03 = 3% higher) for a regression model.",
+    )
     max_accuracy_drop: float | None = Field(
-        default=None, ge=0, description="Largest accuracy loss vs the baseline (absolute, 0-1)."
+        default=None,
+        ge=0,
+        description="Largest accuracy loss vs the baseline (absolute, 0-1; classifiers).",
     )
     min_agreement: float | None = Field(
-        default=None, ge=0, le=1, description="Smallest agreement with the fp32 model."
+        default=None,
+        ge=0,
+        le=1,
+        description="Smallest top-1 agreement with the fp32 model (classifiers).",
+    )
+    max_rel_mae_vs_fp32: float | None = Field(
+        default=None,
+        ge=0,
+        description="Largest MAE against the fp32 model, relative to the fp32 model's MAE "
+        "(regression models).",
     )
     max_latency_p95_ms: float | None = Field(default=None, gt=0, description="Latency budget.")
     max_model_size_mb: float | None = Field(default=None, gt=0, description="Size budget.")
@@ -255,6 +302,8 @@ class SearchSpace(BaseModel):
         expected = {
             Figure.ACCURACY: Direction.MAXIMIZE,
             Figure.AGREEMENT: Direction.MAXIMIZE,
+            Figure.QUALITY: Direction.MAXIMIZE,
+            Figure.R2: Direction.MAXIMIZE,
             Figure.THROUGHPUT_SPS: Direction.MAXIMIZE,
         }
         for figure, direction in self.objectives.items():

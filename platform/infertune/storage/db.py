@@ -21,10 +21,9 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from infertune._resources import migrations_dir
 from infertune.exceptions import SchemaError, StorageError
 
-#: ``migrations/`` at the top of the source tree.
-MIGRATIONS_DIR = Path(__file__).resolve().parents[3] / "migrations"
 VERSION_TABLE = "infertune_alembic_version"
 UPGRADE_COMMAND = "infertune db upgrade"
 
@@ -49,13 +48,11 @@ def safe_url(url: str) -> str:
 
 def alembic_config(url: str) -> Config:
     """Alembic's configuration for the platform's migrations on ``url``."""
-    if not (MIGRATIONS_DIR / "env.py").is_file():
-        raise StorageError(
-            f"The migrations folder {MIGRATIONS_DIR} is missing; reinstall infertune from "
-            "its source tree (pip install -e .)."
-        )
+    scripts = migrations_dir()
+    if not (scripts / "env.py").is_file():
+        raise StorageError(f"The migrations folder {scripts} is incomplete; reinstall infertune.")
     config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("script_location", str(scripts))
     config.set_main_option("version_table", VERSION_TABLE)
     # Alembic's config is an ini file underneath: '%' must be doubled.
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))

@@ -44,14 +44,6 @@ def save_study(
         record.status = status
 
 
-def set_study_status(db: Database, name: str, status: str) -> None:
-    """Set a recorded study's status (no-op for a study the platform has no record of)."""
-    with db.session() as session:
-        record = session.scalar(sa.select(StudyRecord).where(StudyRecord.name == name))
-        if record is not None:
-            record.status = status
-
-
 def study_id(db: Database, name: str) -> int | None:
     """The id of a recorded study, if any."""
     with db.session() as session:

@@ -6,6 +6,7 @@ runs stay linked explicitly (``mlflow.parentRunId``) and any thread or process c
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import tempfile
@@ -20,7 +21,23 @@ PARENT_TAG = "mlflow.parentRunId"
 STUDY_TAG = "infertune.study"
 
 
+def _plain(value: Any) -> Any:
+    """A typed record (pydantic model or dataclass) as its fields; anything else as is."""
+    dump = getattr(value, "model_dump", None)
+    if callable(dump) and not isinstance(value, type):
+        return dump(mode="json")
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    return value
+
+
+def _json_default(value: Any) -> Any:
+    plain = _plain(value)
+    return str(value) if plain is value else plain
+
+
 def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> dict[str, Any]:
+    value = _plain(value)
     if isinstance(value, dict):
         for key, inner in value.items():
             _flatten(f"{prefix}.{key}" if prefix else str(key), inner, out)
@@ -30,7 +47,11 @@ def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> dict[str, Any]:
 
 
 class Tracker:
-    """MLflow for one tracking URI (default: SQLite and artifacts inside home)."""
+    """MLflow for one tracking URI (default: SQLite and artifacts inside home).
+
+    Code outside ``infertune.tracking`` goes through the methods below; ``client`` (the
+    underlying ``MlflowClient``) is for this package, the registry adapter and tests.
+    """
 
     def __init__(self, settings: Settings) -> None:
         from mlflow import MlflowClient
@@ -128,10 +149,10 @@ class Tracker:
             )
 
     def log_json(self, run_id: str, name: str, value: Any) -> None:
-        """Store a JSON document as an artifact of the run."""
+        """Store a JSON document as an artifact of the run (typed records as their fields)."""
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / name
-            path.write_text(json.dumps(value, indent=2, default=str))
+            path.write_text(json.dumps(value, indent=2, default=_json_default))
             self.client.log_artifact(run_id, str(path))
 
     def log_file(self, run_id: str, path: Path, artifact_path: str) -> None:
@@ -144,6 +165,25 @@ class Tracker:
     def end(self, run_id: str, status: str) -> None:
         """End a run: FINISHED, FAILED or KILLED."""
         self.client.set_terminated(run_id, status=status)
+
+    def run_status(self, run_id: str) -> str | None:
+        """The run's status (``RUNNING``, ``FINISHED``, ``FAILED``, ``KILLED``...).
+
+        ``None`` when the run cannot be read (deleted, or the store is unreachable).
+        """
+        try:
+            return str(self.client.get_run(run_id).info.status)
+        except Exception:
+            return None
+
+    def load_json(self, run_id: str, name: str) -> Any | None:
+        """A JSON artifact stored by :meth:`log_json`; ``None`` if the run has none."""
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                path = self.client.download_artifacts(run_id, name, tmp)
+                return json.loads(Path(path).read_text())
+        except Exception:
+            return None
 
     def children(self, experiment_id: str, parent_run_id: str) -> list[Any]:
         """Every child run of a parent run."""

@@ -21,7 +21,7 @@ from infertune.config import Settings
 from infertune.exceptions import ConfigurationError
 from infertune.measure.fingerprint import fingerprint
 from infertune.tracking.tracker import Tracker
-from infertune.tuning.front import study_attr
+from infertune.tuning.records import StudyView
 
 #: How many times a trial killed with its worker is run again.
 MAX_RETRY = 2
@@ -123,7 +123,7 @@ class BudgetGate:
 
 def check_hardware(study: optuna.Study, override: bool = False) -> None:
     """Refuse to join a study measured on different hardware (unless ``override``)."""
-    recorded = study_attr(study, "fingerprint") or {}
+    recorded = StudyView(study).fingerprint
     mine = fingerprint()
     if override or recorded.get("hardware_id") in (None, mine["hardware_id"]):
         return
@@ -160,11 +160,7 @@ def reconcile(settings: Settings, study: optuna.Study) -> dict[str, int]:
         run_id = trial.user_attrs.get("mlflow_run_id")
         if run_id is None or trial.state == optuna.trial.TrialState.RUNNING:
             continue
-        try:
-            run = tracker.client.get_run(run_id)
-        except Exception:
-            continue
-        if run.info.status == "RUNNING":
+        if tracker.run_status(run_id) == "RUNNING":
             tracker.log(run_id, tags={"infertune.reconciled": "worker died during the trial"})
             tracker.end(run_id, "KILLED")
             killed += 1

@@ -1,43 +1,12 @@
-"""Trials as rows, feasibility, and the Pareto front (data only: no drawing here)."""
+"""Dominance and the Pareto front of trial rows (data only: no drawing here)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-import optuna
-
 from infertune.space.schema import Direction, Figure
 
-ATTR = "infertune."
-
-
-def study_attr(study: optuna.Study, name: str, default: Any = None) -> Any:
-    """An infertune attribute of the study."""
-    return study.user_attrs.get(ATTR + name, default)
-
-
-def trial_row(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
-    """One trial as a flat, JSON-ready row."""
-    attrs = trial.user_attrs
-    return {
-        "number": trial.number,
-        "state": trial.state.name,
-        "config": attrs.get("config"),
-        "figures": attrs.get("figures"),
-        "feasible": attrs.get("feasible"),
-        "violations": attrs.get("violations", []),
-        "speedup_p95": attrs.get("speedup_p95"),
-        "fail_reason": attrs.get("fail_reason"),
-        "pruned_reason": attrs.get("pruned_reason"),
-        "mlflow_run_id": attrs.get("mlflow_run_id"),
-        "variant_key": attrs.get("variant_key"),
-        "duration_s": trial.duration.total_seconds() if trial.duration else None,
-    }
-
-
-def trial_rows(study: optuna.Study) -> list[dict[str, Any]]:
-    """Every trial of the study, oldest first."""
-    return [trial_row(t) for t in study.get_trials(deepcopy=False)]
+__all__ = ["dominates", "pareto_front"]
 
 
 def _better(a: float, b: float, direction: Direction, margin: float, relative: bool) -> bool:

@@ -9,8 +9,9 @@ from typing import Any
 import optuna
 
 from infertune.exceptions import InputError
-from infertune.tuning.front import pareto_front, study_attr, trial_row, trial_rows
+from infertune.tuning.front import pareto_front
 from infertune.tuning.phases import summarize
+from infertune.tuning.records import StudyView, TrialRecord, trial_rows
 from infertune.tuning.study import objectives_of
 
 
@@ -31,12 +32,13 @@ def front(study: optuna.Study) -> dict[str, Any]:
     objectives = objectives_of(study)
     rows = trial_rows(study)
     search_front = pareto_front(rows, objectives)
-    verified = study_attr(study, "verified")
+    view = StudyView(study)
+    verified = view.verified
     current = verified is not None and {c["number"] for c in verified["candidates"]} == {
         r["number"] for r in search_front
     }
-    baseline = study_attr(study, "baseline", {})
-    if current:
+    baseline = view.baseline or {}
+    if verified is not None and current:
         points = [c for c in verified["candidates"] if c["kept"]]
         dropped = [c for c in verified["candidates"] if not c["kept"]]
     else:
@@ -59,7 +61,7 @@ def front(study: optuna.Study) -> dict[str, Any]:
         "objectives": {str(k): str(v) for k, v in objectives.items()},
         "baseline": baseline,
         "verified": current,
-        "verified_at": verified["verified_at"] if current else None,
+        "verified_at": verified["verified_at"] if verified is not None and current else None,
         "points": points,
         "dropped_by_verification": dropped,
         "feasible_count": len(feasible),
@@ -73,18 +75,19 @@ def summary(study: optuna.Study) -> dict[str, Any]:
     states = {
         s: sum(r["state"] == s for r in rows) for s in ("COMPLETE", "PRUNED", "FAIL", "RUNNING")
     }
-    spec = study_attr(study, "spec", {})
+    view = StudyView(study)
+    spec = view.spec
     shown = front(study)
     speedups = [p["speedup_p95"] for p in shown["points"] if p.get("speedup_p95")]
     return {
         "study": study.study_name,
-        "model": spec.get("model"),
+        "model": spec.model if spec is not None else None,
         "trials": states,
         "front_size": len(shown["points"]),
         "best_speedup_p95": max(speedups, default=None),
         "verified": shown["verified"],
-        "hardware_id": (study_attr(study, "fingerprint") or {}).get("hardware_id"),
-        "created_at": study_attr(study, "created_at"),
+        "hardware_id": view.hardware_id,
+        "created_at": view.created_at,
     }
 
 
@@ -93,7 +96,7 @@ def all_studies(url: str) -> list[dict[str, Any]]:
     out = []
     for s in optuna.get_all_study_summaries(url):
         study = optuna.load_study(study_name=s.study_name, storage=url)
-        if study_attr(study, "spec") is not None:
+        if StudyView(study).created_by_infertune:
             out.append(summary(study))
     return out
 
@@ -133,7 +136,7 @@ def front_plot_data(study: optuna.Study) -> dict[str, Any]:
     names = list(objectives)
     shown = front(study)
     on_front = {p["number"]: p for p in shown["points"]}
-    verified = study_attr(study, "verified") if shown["verified"] else None
+    verified = StudyView(study).verified if shown["verified"] else None
     candidates = {c["number"]: c for c in (verified or {}).get("candidates", [])}
     points = []
     for row in trial_rows(study):
@@ -243,10 +246,12 @@ def trial_detail(study: optuna.Study, number: int) -> dict[str, Any]:
     if not 0 <= number < len(trials):
         raise InputError(f"Study '{study.study_name}' has no trial {number}.")
     trial = trials[number]
-    row = trial_row(trial)
-    row["phases_s"] = trial.user_attrs.get("phases_s")
-    row["duplicate_of"] = trial.user_attrs.get("duplicate_of")
+    record = TrialRecord.from_trial(trial)
+    view = StudyView(study)
+    row = record.row()
+    row["phases_s"] = record.phases_s
+    row["duplicate_of"] = record.duplicate_of
     row["on_front"] = number in {p["number"] for p in front(study)["points"]}
-    row["mlflow_experiment_id"] = study_attr(study, "mlflow_experiment_id")
-    row["baseline"] = study_attr(study, "baseline")
+    row["mlflow_experiment_id"] = view.experiment_id
+    row["baseline"] = view.baseline
     return row

@@ -11,6 +11,8 @@ import optuna
 
 from infertune.exceptions import ConfigurationError
 from infertune.knobs.spec import InferenceConfig
+from infertune.measure.fingerprint import usable_cores
+from infertune.runtimes import get_backend
 from infertune.space.schema import (
     Categorical,
     FloatRange,
@@ -29,6 +31,20 @@ def pow2_param(knob: str) -> str:
     return f"{knob}_log2"
 
 
+def precision_param(rng: Categorical, runtime: str) -> tuple[str, list[Any]]:
+    """The Optuna parameter and choices of the ``precision`` knob under ``runtime``.
+
+    Each runtime offers its own precisions (OpenVINO has no ``int8_dynamic``, LiteRT no
+    ``bf16``): the space's choices are cut to those, and where that leaves fewer choices
+    the parameter gets the runtime's name (``precision_openvino``), since an Optuna
+    parameter keeps one set of choices for the whole study.
+    """
+    offered = {str(p) for p in get_backend(runtime).precisions}
+    choices = [c for c in rng.choices if str(c) in offered]
+    name = "precision" if len(choices) == len(rng.choices) else f"precision_{runtime}"
+    return name, choices
+
+
 def suggest_config(trial: optuna.trial.BaseTrial, space: SearchSpace) -> InferenceConfig:
     """Sample one configuration; a knob whose ``when`` fails keeps its default."""
     values: dict[str, Any] = {}
@@ -40,10 +56,15 @@ def suggest_config(trial: optuna.trial.BaseTrial, space: SearchSpace) -> Inferen
             values.get(other, _default(other)) in allowed for other, allowed in rng.when.items()
         ):
             continue
-        if isinstance(rng, Categorical):
+        if knob == "precision" and isinstance(rng, Categorical):
+            name, choices = precision_param(rng, values.get("runtime", _default("runtime")))
+            if choices:  # else the runtime offers none of them: the default stays
+                values[knob] = trial.suggest_categorical(name, choices)
+        elif isinstance(rng, Categorical):
             values[knob] = trial.suggest_categorical(knob, rng.choices)
         elif isinstance(rng, IntRange):
-            values[knob] = trial.suggest_int(knob, rng.low, rng.resolved_high(), step=rng.step)
+            high = rng.resolved_high(usable_cores())
+            values[knob] = trial.suggest_int(knob, rng.low, high, step=rng.step)
         elif isinstance(rng, FloatRange):
             values[knob] = trial.suggest_float(knob, rng.low, rng.high, step=rng.step)
         elif isinstance(rng, Pow2Range):
@@ -71,6 +92,8 @@ def config_params(config: InferenceConfig, space: SearchSpace) -> dict[str, Any]
             continue  # a default (e.g. all cores) outside the range: the sampler picks
         if isinstance(rng, Pow2Range):
             params[pow2_param(knob)] = int(math.log2(values[knob]))
+        elif knob == "precision" and isinstance(rng, Categorical):
+            params[precision_param(rng, values["runtime"])[0]] = values[knob]
         else:
             params[knob] = values[knob]
     return params
@@ -93,7 +116,10 @@ def enumerate_configs(space: SearchSpace) -> list[InferenceConfig]:
             active = not rng.when or all(
                 combo.get(other, _default(other)) in allowed for other, allowed in rng.when.items()
             )
-            grown += [{**combo, knob: v} for v in options] if active else [combo]
+            choices = options
+            if knob == "precision" and isinstance(rng, Categorical):
+                choices = precision_param(rng, combo.get("runtime", _default("runtime")))[1]
+            grown += [{**combo, knob: v} for v in choices] if active and choices else [combo]
         combos = grown
     return [InferenceConfig.parse(**combo) for combo in combos]
 
@@ -107,7 +133,7 @@ def _options(knob: str, rng: Any) -> Sequence[Any]:
     if isinstance(rng, Categorical):
         return rng.choices
     if isinstance(rng, IntRange):
-        return range(rng.low, rng.resolved_high() + 1, rng.step)
+        return range(rng.low, rng.resolved_high(usable_cores()) + 1, rng.step)
     if isinstance(rng, Pow2Range):
         return rng.values()
     if rng.step is None:

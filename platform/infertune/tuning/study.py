@@ -23,16 +23,26 @@ from infertune.config import Settings
 from infertune.exceptions import ConfigurationError, InfertuneError, InputError, MeasurementError
 from infertune.hashing import json_sha256
 from infertune.knobs.spec import InferenceConfig
-from infertune.measure.engine import SCORE_FIGURES, TIMING_FIGURES, Engine, Subject
+from infertune.measure.accuracy import (
+    SCORE_FIGURES,
+    describe_task,
+    quality_drop,
+    task_measures,
+)
+from infertune.measure.engine import TIMING_FIGURES, Engine, Subject
 from infertune.measure.fingerprint import fingerprint
+from infertune.measure.records import Measurement
 from infertune.measure.window import MeasurementWindow
 from infertune.space.schema import Direction, Figure, SearchSpace, WindowSpec
 from infertune.storage.db import normalize_url
 from infertune.tracking.tracker import Tracker
 from infertune.tuning.distributed import BudgetGate, GlobalBudget, finished_count
-from infertune.tuning.front import ATTR, dominates, pareto_front, study_attr, trial_rows
+from infertune.tuning.front import dominates, pareto_front
 from infertune.tuning.phases import PhaseClock
+from infertune.tuning.records import StudyView, TrialRecord, TrialWriter, trial_rows
+from infertune.tuning.retime import retime_interleaved
 from infertune.tuning.sampling import suggest_config
+from infertune.workers.protocol import Timing
 
 EventHandler = Callable[[dict[str, Any]], None]
 FINISHED_STATES = (
@@ -106,6 +116,15 @@ def _problem_hash(spec: dict[str, Any]) -> str:
     return json_sha256({**spec, "space": space})
 
 
+def _free_name(name: str, url: str) -> str:
+    """``NAME-2``, ``NAME-3``, ...: the first that no study in the storage has."""
+    taken = set(optuna.get_all_study_names(storage=url))
+    number = 2
+    while f"{name}-{number}" in taken:
+        number += 1
+    return f"{name}-{number}"
+
+
 def open_study(
     name: str,
     url: str,
@@ -116,6 +135,10 @@ def open_study(
     """Create the study, or resume it if it exists with the same spec.
 
     Returns the study and whether it already existed.
+
+    Raises:
+        ConfigurationError: A study of that name exists for another model, data or space (or
+            was not made by infertune); the message names an unused name to start a new one.
     """
     directions = [
         optuna.study.StudyDirection.MINIMIZE
@@ -129,66 +152,109 @@ def open_study(
     except KeyError:
         existing = None
     if existing is not None:
-        old = study_attr(existing, "spec")
+        view = StudyView(existing)
+        old = view.raw_spec
         if old is None:
             raise ConfigurationError(
                 f"Study '{name}' exists in {url} but was not created by "
                 "infertune; choose another --study name."
             )
-        if study_attr(existing, "spec_hash") != spec_hash and _problem_hash(old) == _problem_hash(
-            spec
-        ):
+        if view.spec_hash != spec_hash and _problem_hash(old) == _problem_hash(spec):
             # Only how figures are measured changed (windows, repeats): same problem, the
             # study goes on, and later trials and verifications use the new settings.
-            existing.set_user_attr(ATTR + "spec", spec)
-            existing.set_user_attr(ATTR + "spec_hash", spec_hash)
-        elif study_attr(existing, "spec_hash") != spec_hash:
+            view.set_spec(spec, spec_hash)
+        elif view.spec_hash != spec_hash:
             differs = ", ".join(_spec_differences(old, spec)) or "settings"
             raise ConfigurationError(
-                f"Study '{name}' exists with a different {differs}; resume it with the same "
-                "model, data and space, or start a new study with another --study name."
+                f"Study '{name}' exists with a different {differs} (it tunes "
+                f"{old.get('model_path') or old.get('model')}); start a new study with "
+                f"--study {_free_name(name, url)} (or any unused name), or resume '{name}' "
+                "with its own model, data and space."
             )
         return existing, True
     study = optuna.create_study(
         study_name=name, storage=url, sampler=sampler, directions=directions, load_if_exists=True
     )
-    if study_attr(study, "spec_hash") is None:
-        study.set_user_attr(ATTR + "spec", spec)
-        study.set_user_attr(ATTR + "spec_hash", spec_hash)
-        study.set_user_attr(
-            ATTR + "objectives", {str(k): str(v) for k, v in space.objectives.items()}
-        )
-        study.set_user_attr(ATTR + "fingerprint", fingerprint())
-        study.set_user_attr(ATTR + "created_at", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    view = StudyView(study)
+    if view.spec_hash is None:
+        view.set_spec(spec, spec_hash)
+        view.set_objectives(dict(space.objectives))
+        view.set_created(fingerprint())
     return study, False
 
 
 def objectives_of(study: optuna.Study) -> dict[Figure, Direction]:
     """The study's objectives, in order."""
-    return {Figure(k): Direction(v) for k, v in study_attr(study, "objectives", {}).items()}
+    return StudyView(study).objectives
 
 
 #: (figure, constraint field, sign, violation text): sign +1 keeps the figure below the
-#: limit, -1 above it.
+#: limit, -1 above it. ``{what}`` names the quality drop in the task's terms.
 _CONSTRAINTS = (
+    ("quality_drop", "max_quality_drop", 1, "{what} {v:.4f} > {lim}"),
     ("accuracy_drop", "max_accuracy_drop", 1, "accuracy drop {v:.4f} > {lim}"),
     ("agreement", "min_agreement", -1, "agreement {v:.4f} < {lim}"),
+    ("rel_mae_vs_fp32", "max_rel_mae_vs_fp32", 1, "MAE vs fp32 (relative) {v:.4f} > {lim}"),
     ("latency_p95_ms", "max_latency_p95_ms", 1, "p95 {v:.3f} ms > {lim} ms"),
     ("model_size_mb", "max_model_size_mb", 1, "size {v:.3f} MiB > {lim} MiB"),
 )
 
+#: The figure each constraint needs (constraints not named need figures every model has).
+_CONSTRAINT_FIGURES = {
+    "max_quality_drop": "quality",
+    "max_accuracy_drop": "accuracy",
+    "min_agreement": "agreement",
+    "max_rel_mae_vs_fp32": "rel_mae_vs_fp32",
+}
+
+#: What to use instead, per task, when a space asks for a figure the task lacks.
+_TASK_ALTERNATIVES = {
+    "classification": "use the objective 'quality' (or accuracy, agreement) and the "
+    "constraints max_quality_drop, max_accuracy_drop or min_agreement",
+    "regression": "use the objective 'quality' (MAE skill; or mae, rmse, r2, rel_mae_vs_fp32) "
+    "and the constraints max_quality_drop (relative MAE increase) or max_rel_mae_vs_fp32",
+}
+
+
+def check_measurable(space: SearchSpace, task: dict[str, Any]) -> None:
+    """Refuse, before anything is measured, objectives and constraints the task lacks.
+
+    Raises:
+        ConfigurationError: One line naming each such objective or constraint, the task,
+            and what to use instead.
+    """
+    unmeasured = [
+        f"objective '{figure}'" for figure in space.objectives if not task_measures(task, figure)
+    ] + [
+        f"constraint '{field}'"
+        for field, figure in _CONSTRAINT_FIGURES.items()
+        if getattr(space.constraints, field) is not None and not task_measures(task, figure)
+    ]
+    if unmeasured:
+        raise ConfigurationError(
+            f"The search space's {' and '.join(unmeasured)} cannot be measured for this "
+            f"model's task, {describe_task(task)}: {_TASK_ALTERNATIVES[task['kind']]}."
+        )
+
 
 def constraint_check(
-    space: SearchSpace, baseline: dict[str, Any], figures: dict[str, Any]
+    space: SearchSpace,
+    baseline: dict[str, Any],
+    figures: dict[str, Any],
+    task: dict[str, Any],
 ) -> tuple[dict[str, float], list[str]]:
     """Constraint values by name (<= 0 satisfied, as Optuna expects), violations in words.
 
     Figures not measured yet (latency before timing) count as satisfied. The accuracy drop
-    is absolute, against the baseline's accuracy.
+    is absolute, against the baseline's accuracy; the quality drop is the task's
+    (:func:`~infertune.measure.accuracy.quality_drop`: accuracy points for a classifier,
+    relative MAE increase for a regression model).
     """
     values = dict(figures)
     if figures.get("accuracy") is not None and baseline.get("accuracy") is not None:
         values["accuracy_drop"] = baseline["accuracy"] - figures["accuracy"]
+    values["quality_drop"] = quality_drop(task, baseline, figures)
+    what = "accuracy drop" if task["kind"] == "classification" else "relative MAE increase"
     excesses: dict[str, float] = {}
     violations: list[str] = []
     for name, field, sign, text in _CONSTRAINTS:
@@ -198,14 +264,15 @@ def constraint_check(
         value = values.get(name)
         excesses[name] = 0.0 if value is None else sign * (value - limit)
         if excesses[name] > 0:
-            violations.append(text.format(v=value, lim=limit))
+            violations.append(text.format(v=value, lim=limit, what=what))
     return excesses, violations
 
 
-def _figures(record: dict[str, Any]) -> dict[str, Any]:
+def _figures(record: Measurement) -> dict[str, Any]:
     # Objective-capable figures, plus how far from the hardware limit the run was.
-    return {f.value: record.get(f.value) for f in Figure} | {
-        key: record.get(key) for key in ("macs", "gflops", "peak_pct")
+    return {
+        name: getattr(record, name)
+        for name in (*(f.value for f in Figure), "macs", "gflops", "peak_pct")
     }
 
 
@@ -244,47 +311,51 @@ class Tuner:
     # -- set-up --------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Open the MLflow experiment and parent run; measure the baseline if needed."""
+        """Open the MLflow experiment and parent run; measure the baseline if needed.
+
+        Raises:
+            ConfigurationError: An objective or constraint the model's task cannot measure
+                (before anything is recorded or measured).
+        """
+        check_measurable(self.space, self.subject.task)
         name = self.study.study_name
-        self.experiment_id = study_attr(
-            self.study, "mlflow_experiment_id"
-        ) or self.tracker.experiment(name)
-        spec = study_attr(self.study, "spec")
+        view = StudyView(self.study)
+        spec = view.spec
+        if spec is None:
+            raise InputError(f"Study '{name}' was not created by infertune.")
+        self.experiment_id = view.experiment_id or self.tracker.experiment(name)
         self.parent_run_id = self.tracker.start_parent(
             self.experiment_id,
             name,
-            study_attr(self.study, "mlflow_parent_run_id"),
+            view.parent_run_id,
             params={
-                "model": spec["model"],
-                "space": spec["space"]["knobs"],
-                "objectives": study_attr(self.study, "objectives"),
+                "model": spec.model,
+                "space": spec.space["knobs"],
+                "objectives": {str(k): str(v) for k, v in view.objectives.items()},
             },
             tags={
-                "infertune.model_sha256": spec["model_sha256"],
+                "infertune.model_sha256": spec.model_sha256,
                 "infertune.hardware_id": fingerprint()["hardware_id"],
             },
         )
-        self.study.set_user_attr(ATTR + "mlflow_experiment_id", self.experiment_id)
-        self.study.set_user_attr(ATTR + "mlflow_parent_run_id", self.parent_run_id)
+        view.set_mlflow(self.experiment_id, self.parent_run_id)
         self.baseline()
 
     def baseline(self) -> dict[str, Any]:
         """The baseline's figures (tf, fp32, batch 1, default threads), measured once."""
-        stored: dict[str, Any] | None = study_attr(self.study, "baseline")
+        stored = StudyView(self.study).baseline
         if stored is not None:
             return stored
         self.on_event({"event": "step", "task": "measuring the baseline (tf, fp32, batch 1)"})
         record = self.engine.bench(
             self.subject, InferenceConfig(), self.search_window, self.space.finetune_epochs
         )
-        if not record["valid"]:
-            raise MeasurementError(
-                f"The baseline measurement is invalid: {record['invalid_reason']}"
-            )
+        if not record.valid:
+            raise MeasurementError(f"The baseline measurement is invalid: {record.invalid_reason}")
         baseline = _figures(record)
-        self.study.set_user_attr(ATTR + "baseline", baseline)
+        StudyView(self.study).set_baseline(baseline)
         self.tracker.log(self.parent_run_id, metrics={"baseline": baseline})
-        self.tracker.log_json(self.parent_run_id, "baseline.json", record)
+        self.tracker.log_json(self.parent_run_id, "baseline.json", record.to_json())
         return baseline
 
     # -- trials --------------------------------------------------------------------------
@@ -317,8 +388,8 @@ class Tuner:
             gap_s=time.perf_counter() - last_exit if last_exit is not None else 0.0,
         )
         config = suggest_config(trial, self.space)
-        trial.set_user_attr("config", config.model_dump(mode="json"))
-        trial.set_user_attr("worker", WORKER_NAME)
+        writer = TrialWriter(trial)
+        writer.started(config.model_dump(mode="json"), WORKER_NAME)
         with clock.phase("tracking"):
             run_id = self.tracker.start_trial(
                 self.experiment_id,
@@ -332,7 +403,7 @@ class Tuner:
                     "infertune.hardware_id": fingerprint()["hardware_id"],
                 },
             )
-        trial.set_user_attr("mlflow_run_id", run_id)
+        writer.mlflow_run(run_id)
         status = "FAILED"
         try:
             values = self._evaluate_trial(trial, config, run_id, engine, clock)
@@ -343,7 +414,7 @@ class Tuner:
             status = "KILLED"
             raise
         except InfertuneError as exc:
-            trial.set_user_attr("fail_reason", str(exc))
+            writer.failed(str(exc))
             with clock.phase("tracking"):
                 self.tracker.log(run_id, tags={"infertune.fail_reason": str(exc)[:5000]})
             raise
@@ -361,7 +432,7 @@ class Tuner:
                 )
                 self.tracker.end(run_id, status)
             with contextlib.suppress(Exception):  # accounting must never fail a trial
-                trial.set_user_attr("phases_s", clock.result())
+                writer.phases(clock.result())
             self._local.last_exit = time.perf_counter()
 
     def _evaluate_trial(
@@ -373,12 +444,11 @@ class Tuner:
         clock: PhaseClock,
     ) -> list[float]:
         baseline = self.baseline()
+        writer = TrialWriter(trial)
         earlier = self._same_config(trial, config)
         if earlier is not None:
             # A sampler may propose a configuration again; its figures are known.
-            for key in ("figures", "feasible", "violations", "speedup_p95", "variant_key"):
-                trial.set_user_attr(key, earlier.user_attrs.get(key))
-            trial.set_user_attr("duplicate_of", earlier.number)
+            writer.duplicate(TrialRecord.from_trial(earlier))
             for name, value in (earlier.constraints or {}).items():
                 trial.set_constraint(name, value)
             with clock.phase("tracking"):
@@ -390,35 +460,30 @@ class Tuner:
             return list(earlier.values)
         with clock.phase("build"):
             variant = engine.variant(self.subject, config, self.space.finetune_epochs)
-        trial.set_user_attr("variant_key", variant.key)
-        if not variant.meta.get("source"):  # the source model itself is never built
-            trial.set_user_attr("variant_cache_hit", variant.cache_hit)
+        # The source model itself is never built: no cache hit to report.
+        writer.variant(variant.key, None if variant.meta.get("source") else variant.cache_hit)
         with clock.phase("accuracy"):
             scores = engine.evaluate(self.subject, variant, config)
-        early = {k: scores[k] for k in SCORE_FIGURES} | {"model_size_mb": variant.size_mb}
-        _, violations = constraint_check(self.space, baseline, early)
+        early = {k: getattr(scores, k) for k in SCORE_FIGURES} | {"model_size_mb": variant.size_mb}
+        _, violations = constraint_check(self.space, baseline, early, self.subject.task)
         if violations:
             # Pruned before the long timing: the accuracy constraint already fails.
             reason = "; ".join(violations)
-            trial.set_user_attr("pruned_reason", reason)
-            trial.set_user_attr("figures", {k: v for k, v in early.items() if v is not None})
+            writer.pruned(reason, {k: v for k, v in early.items() if v is not None})
             with clock.phase("tracking"):
                 self.tracker.log(run_id, metrics=early, tags={"infertune.pruned_reason": reason})
             raise optuna.TrialPruned(reason)
         with clock.phase("timing"):
             timing = engine.time(self.subject, variant, config, self.search_window)
-        if not timing["valid"]:
-            raise MeasurementError(f"Invalid measurement: {timing['invalid_reason']}")
+        if not timing.valid:
+            raise MeasurementError(f"Invalid measurement: {timing.invalid_reason}")
         record = engine.record(self.subject, config, variant, timing, scores, self.search_window)
         figures = _figures(record)
-        constraints, violations = constraint_check(self.space, baseline, figures)
+        constraints, violations = constraint_check(self.space, baseline, figures, self.subject.task)
         speedup = baseline["latency_p95_ms"] / figures["latency_p95_ms"]
-        trial.set_user_attr("figures", figures)
+        writer.measured(figures, violations, speedup)
         for name, value in constraints.items():
             trial.set_constraint(name, value)
-        trial.set_user_attr("violations", violations)
-        trial.set_user_attr("feasible", not violations)
-        trial.set_user_attr("speedup_p95", speedup)
         with clock.phase("tracking"):
             self.tracker.log(
                 run_id,
@@ -428,13 +493,13 @@ class Tuner:
                     "infertune.feasible": str(not violations),
                 },
             )
-            self.tracker.log_json(run_id, "measurement.json", record)
+            self.tracker.log_json(run_id, "measurement.json", record.to_json())
             self._log_variant_once(run_id, variant.key, variant.path)
         missing = [str(f) for f in self.objectives if figures.get(str(f)) is None]
         if missing:
             raise MeasurementError(
-                f"Objective(s) {', '.join(missing)} not measured for this "
-                "model (e.g. accuracy of a regression model)."
+                f"Objective(s) {', '.join(missing)} not measured for this configuration "
+                f"(the model's task: {describe_task(self.subject.task)})."
             )
         return [float(figures[str(f)]) for f in self.objectives]
 
@@ -451,13 +516,14 @@ class Tuner:
 
     def _log_variant_once(self, run_id: str, key: str, path: Path) -> None:
         with self._lock:
-            logged: dict[str, str] = dict(study_attr(self.study, "variant_runs", {}))
+            view = StudyView(self.study)
+            logged = view.variant_runs
             if key in logged:
                 self.tracker.log(run_id, tags={"infertune.variant_run_id": logged[key]})
                 return
             self.tracker.log_file(run_id, path, "variant")
             logged[key] = run_id
-            self.study.set_user_attr(ATTR + "variant_runs", logged)
+            view.set_variant_runs(logged)
 
     def run(
         self,
@@ -563,40 +629,36 @@ def verify_front(
     objectives = objectives_of(study)
     candidates = pareto_front(trial_rows(study), objectives)
     verify_window = window(spec)
-    timings: dict[int, list[dict[str, Any]]] = {c["number"]: [] for c in candidates}
-    variants = {
-        c["number"]: engine.variant(subject, InferenceConfig(**c["config"]), space.finetune_epochs)
-        for c in candidates
-    }
-    done, total = 0, repeats * len(candidates)
-    for _ in range(repeats):
-        for c in candidates:
-            report(
-                {
-                    "event": "progress",
-                    "task": "verifying the front",
-                    "completed": done,
-                    "total": total,
-                }
+
+    def progress(done: int, total: int) -> None:
+        report(
+            {"event": "progress", "task": "verifying the front", "completed": done, "total": total}
+        )
+
+    def check(number: int, result: Timing) -> None:
+        if not result.valid:
+            raise MeasurementError(
+                f"Verification of trial {number} is invalid: {result.invalid_reason}"
             )
-            done += 1
-            result = engine.time(
-                subject, variants[c["number"]], InferenceConfig(**c["config"]), verify_window
-            )
-            if not result["valid"]:
-                raise MeasurementError(
-                    f"Verification of trial {c['number']} is invalid: {result['invalid_reason']}"
-                )
-            timings[c["number"]].append(result)
-    report({"event": "progress", "task": "verifying the front", "completed": total, "total": total})
-    baseline = study_attr(study, "baseline", {})
+
+    timings = retime_interleaved(
+        engine,
+        subject,
+        {c["number"]: InferenceConfig(**c["config"]) for c in candidates},
+        verify_window,
+        repeats,
+        space.finetune_epochs,
+        on_progress=progress,
+        on_timing=check,
+    )
+    baseline = StudyView(study).baseline or {}
     verified = []
     for c in candidates:
         runs = timings[c["number"]]
         figures = dict(c["figures"])
         spread = {}
         for key in (*TIMING_FIGURES, "peak_memory_mb"):
-            values = [r[key] for r in runs]
+            values = [getattr(r, key) for r in runs]
             figures[key] = statistics.median(values)
             spread[key] = [min(values), max(values)]
         verified.append(
@@ -628,26 +690,23 @@ def verify_front(
         "hardware_id": fingerprint()["hardware_id"],
         "candidates": verified,
     }
-    study.set_user_attr(ATTR + "verified", payload)
+    StudyView(study).set_verified(payload)
     return payload
 
 
 def resolve_study_subject(engine: Engine, study: optuna.Study) -> Subject:
     """Re-open a study's model and data, refusing if their content changed."""
-    spec = study_attr(study, "spec")
+    spec = StudyView(study).spec
     if spec is None:
         raise InputError(f"Study '{study.study_name}' was not created by infertune.")
     subject = engine.resolve(
-        spec["model"],
-        Path(spec["data"]),
-        Path(spec["train_data"]) if spec["train_data"] else None,
-        spec["x_key"],
-        spec["y_key"],
+        spec.model,
+        Path(spec.data),
+        Path(spec.train_data) if spec.train_data else None,
+        spec.x_key,
+        spec.y_key,
     )
-    if (
-        subject.source.sha256 != spec["model_sha256"]
-        or subject.eval_data.sha256 != spec["data_sha256"]
-    ):
+    if subject.source.sha256 != spec.model_sha256 or subject.eval_data.sha256 != spec.data_sha256:
         raise InputError(
             f"The model or data of study '{study.study_name}' changed since it ran "
             "(content hash differs); verify needs the same files."

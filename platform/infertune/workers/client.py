@@ -15,7 +15,9 @@ import time
 import weakref
 from collections.abc import Callable
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
+
+from pydantic import ValidationError
 
 from infertune.exceptions import (
     TRANSPORTABLE_ERRORS,
@@ -23,6 +25,7 @@ from infertune.exceptions import (
     WorkerError,
     WorkerTimeout,
 )
+from infertune.workers.protocol import Request, ResponseT
 
 EventHandler = Callable[[dict[str, Any]], None]
 
@@ -146,6 +149,35 @@ class WorkerProcess:
 
     # -- requests ------------------------------------------------------------------------
 
+    def request(
+        self,
+        request: Request[ResponseT],
+        *,
+        timeout: float,
+        on_event: EventHandler | None = None,
+    ) -> ResponseT:
+        """Run one typed operation in the worker and return its typed answer.
+
+        Args:
+            request: The operation's request (see :mod:`infertune.workers.protocol`).
+            timeout: Seconds the whole operation may take; past it the worker is killed.
+            on_event: Receives progress and warning events as they arrive.
+
+        Raises:
+            WorkerError: The answer does not fit the operation's response (or see
+                :meth:`call` for the other failures).
+        """
+        raw = self.call(
+            request.op, request.model_dump(mode="json"), timeout=timeout, on_event=on_event
+        )
+        try:
+            return cast(ResponseT, type(request).response.model_validate(raw))
+        except ValidationError as exc:
+            raise WorkerError(
+                f"The {self.role} worker answered '{request.op}' with an unexpected result: "
+                f"{exc.errors()[0]['loc']} {exc.errors()[0]['msg']}"
+            ) from None
+
     def call(
         self,
         op: str,
@@ -158,7 +190,8 @@ class WorkerProcess:
 
         Args:
             op: Operation name (see ``infertune.workers.server.HANDLERS``).
-            params: Keyword parameters, JSON-serializable.
+            params: The request's fields as JSON (prefer :meth:`request`, which builds them
+                from a typed request).
             timeout: Seconds the whole operation may take; past it the worker is killed.
             on_event: Receives progress and warning events as they arrive.
 

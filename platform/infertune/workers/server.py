@@ -5,8 +5,10 @@ any number of ``{"event": "progress" | "warning", ...}`` lines, then exactly one
 ``{"event": "result", "result": ...}`` or ``{"event": "error", ...}``. Anything else a library
 prints to stdout is redirected to stderr so it cannot corrupt the protocol.
 
-Handlers are named ``"module:function"`` and imported on first use, so a LiteRT measurement
-worker never imports TensorFlow.
+Each request is validated into its typed model (:mod:`infertune.workers.protocol`) before
+its handler runs; the handler returns the typed response. Handlers are named
+``"module:function"`` and imported on first use, so a LiteRT measurement worker never
+imports TensorFlow.
 """
 
 from __future__ import annotations
@@ -20,11 +22,21 @@ import traceback
 from collections.abc import Callable
 from typing import IO, Any
 
+from pydantic import ValidationError
+
 from infertune.exceptions import InfertuneError
 from infertune.workers import startup
+from infertune.workers.protocol import (
+    REQUESTS,
+    Done,
+    Message,
+    PingRequest,
+    PingResult,
+    SleepRequest,
+)
 
-#: Operation name -> "module:function". Each function takes ``ctx`` then keyword parameters
-#: and returns a JSON-serializable result.
+#: Operation name -> "module:function". Each function takes ``ctx`` and the operation's
+#: request model (:data:`infertune.workers.protocol.REQUESTS`) and returns its response.
 HANDLERS: dict[str, str] = {
     "ping": "infertune.workers.server:ping",
     "sleep": "infertune.workers.server:sleep",
@@ -33,8 +45,8 @@ HANDLERS: dict[str, str] = {
     "measure.load": "infertune.measure.runner:load_op",
     "measure.latency": "infertune.measure.runner:latency_op",
     "variant.prune": "infertune.knobs.pruning:prune_op",
-    "variant.convert": "infertune.knobs.conversion:convert_op",
-    "demo.train": "infertune.models.demo:train_op",
+    "variant.build": "infertune.runtimes.build:build_op",
+    "demo.train": "infertune.models.demo_training:train_op",
 }
 
 
@@ -58,14 +70,19 @@ class WorkerContext:
         self.emit({"event": "warning", "message": message})
 
 
-def ping(ctx: WorkerContext) -> dict[str, Any]:
-    """Answer with the worker's pid and thread setting (health check)."""
-    return {"pid": os.getpid(), "threads": os.environ.get("INFERTUNE_WORKER_THREADS")}
+def ping(ctx: WorkerContext, request: PingRequest) -> PingResult:
+    """Answer with the worker's pid, thread setting and imported modules (health check)."""
+    return PingResult(
+        pid=os.getpid(),
+        threads=os.environ.get("INFERTUNE_WORKER_THREADS"),
+        imported=[name for name in request.modules if name in sys.modules],
+    )
 
 
-def sleep(ctx: WorkerContext, seconds: float) -> None:
+def sleep(ctx: WorkerContext, request: SleepRequest) -> Done:
     """Sleep, for diagnostics and for tests of the hang/kill path."""
-    time.sleep(seconds)
+    time.sleep(request.seconds)
+    return Done()
 
 
 _TRACEBACK_MARKERS = ("Traceback", 'File "', "defined at", "Stack trace", "Detected at node")
@@ -93,6 +110,25 @@ def timed_import_handler(op: str) -> Callable[..., Any]:
     return func
 
 
+def parse_request(op: str, params: dict[str, Any]) -> Message:
+    """Validate ``params`` into ``op``'s request model.
+
+    Raises:
+        InfertuneError: ``op`` is not an operation.
+        TypeError: ``params`` do not fit the request (a caller's bug, like a wrong keyword).
+    """
+    try:
+        model = REQUESTS[op]
+    except KeyError:
+        raise InfertuneError(f"Unknown worker operation '{op}'.") from None
+    try:
+        return model.model_validate(params)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise TypeError(f"invalid request for '{op}': {where}: {first['msg']}") from None
+
+
 def serve(requests: IO[str], out: IO[str]) -> None:
     """Answer requests until stdin closes."""
     ctx = WorkerContext(out)
@@ -102,9 +138,11 @@ def serve(requests: IO[str], out: IO[str]) -> None:
             continue
         request = json.loads(line)
         try:
+            parsed = parse_request(request["op"], request.get("params", {}))
             handler = timed_import_handler(request["op"])
-            result = handler(ctx, **request.get("params", {}))
-            ctx.emit({"event": "result", "result": result, "startup_s": startup.take()})
+            result = handler(ctx, parsed)
+            answer = result.model_dump(mode="json")
+            ctx.emit({"event": "result", "result": answer, "startup_s": startup.take()})
         except InfertuneError as exc:
             ctx.emit({"event": "error", "type": type(exc).__name__, "message": one_line(exc)})
         except Exception as exc:

@@ -19,6 +19,22 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from infertune.measure.accuracy import describe_task
+
+__all__ = [
+    "Reporter",
+    "bench_table",
+    "describe_config",
+    "format_every",
+    "front_table",
+    "registry_tables",
+    "schedules_table",
+    "stderr",
+    "stdout",
+    "studies_table",
+    "trials_table",
+]
+
 # Piped output (files, CI logs) gets room for the tables instead of rich's 80 columns.
 stdout = Console(highlight=False, width=None if sys.stdout.isatty() else 140)
 stderr = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 140)
@@ -74,8 +90,7 @@ class Reporter:
             if trial.state.name == "COMPLETE":
                 tail = (
                     f"p95 {fig['latency_p95_ms']:.3f} ms "
-                    f"({attrs.get('speedup_p95', 0):.2f}x), accuracy "
-                    f"{_fmt(fig.get('accuracy'), 4)}"
+                    f"({attrs.get('speedup_p95', 0):.2f}x), {_quality_words(fig)}"
                     + ("" if attrs.get("feasible") else " [yellow]infeasible[/]")
                 )
             else:
@@ -114,6 +129,22 @@ class Reporter:
             self._progress.update(
                 self._tasks[name], completed=event.get("completed", 0), total=total
             )
+
+
+def _is_regression(figures: dict[str, Any]) -> bool:
+    """Figures of a regression model: an MAE and no accuracy."""
+    return figures.get("accuracy") is None and figures.get("mae") is not None
+
+
+def _quality_words(figures: dict[str, Any]) -> str:
+    if _is_regression(figures):
+        return f"MAE {_fmt(figures.get('mae'), 4)}"
+    return f"accuracy {_fmt(figures.get('accuracy'), 4)}"
+
+
+def _quality_columns(figures: dict[str, Any]) -> tuple[str, str]:
+    """The two quality columns of a front: accuracy and agreement, or their regression peers."""
+    return ("mae", "rel_mae_vs_fp32") if _is_regression(figures) else ("accuracy", "agreement")
 
 
 def _fmt(value: Any, digits: int = 3, suffix: str = "") -> str:
@@ -158,14 +189,24 @@ def bench_table(result: dict[str, Any]) -> Table:
         f"{m['timed_calls']} in {m['timed_s']:.2f} s (after warm-up; load {m['load_s']:.2f} s)",
     )
     task = result["task"]
+    table.add_row("task", describe_task(task))
     if task["kind"] == "classification":
         table.add_row(
             "accuracy (top-1)", f"{result['accuracy']:.4f} on {result['eval_samples']} samples"
         )
         table.add_row("agreement with fp32", _fmt(result["agreement"], 4))
     else:
-        table.add_row("MAE", _fmt(result["mae"], 5))
-        table.add_row("MAE vs fp32 model", _fmt(result["reference_mae"], 5))
+        table.add_row(
+            "MAE / RMSE / R²",
+            f"{_fmt(result['mae'], 5)} / {_fmt(result.get('rmse'), 5)} / "
+            f"{_fmt(result.get('r2'), 4)} on {result['eval_samples']} samples",
+        )
+        table.add_row(
+            "MAE vs fp32 model",
+            f"{_fmt(result['reference_mae'], 5)} "
+            f"({_fmt(result.get('rel_mae_vs_fp32'), 4)} of the fp32 model's MAE)",
+        )
+    table.add_row("quality", _fmt(result.get("quality"), 4))
     table.add_row("model size", f"{result['model_size_mb']:.3f} MiB")
     if result.get("gflops") is not None:
         share = (
@@ -228,9 +269,12 @@ def front_table(front: dict[str, Any]) -> Table:
     table = Table(title=f"Pareto front — study {front['study']} ({state})", title_justify="left")
     table.add_column("trial", justify="right")
     table.add_column("configuration")
-    for name in ("p50 ms", "p95 ms (spread)", "speed-up (p95)", "accuracy", "agree", "MiB"):
-        table.add_column(name, justify="right")
     base = front["baseline"]
+    sample: dict[str, Any] = base or next((p["figures"] for p in front["points"]), {})
+    quality, versus = _quality_columns(sample)
+    heads = ("MAE", "vs fp32") if quality == "mae" else ("accuracy", "agree")
+    for name in ("p50 ms", "p95 ms (spread)", "speed-up (p95)", *heads, "MiB"):
+        table.add_column(name, justify="right")
     if base:
         table.add_row(
             "base",
@@ -238,8 +282,8 @@ def front_table(front: dict[str, Any]) -> Table:
             _fmt(base["latency_p50_ms"]),
             _fmt(base["latency_p95_ms"]),
             "1.00x",
-            _fmt(base["accuracy"], 4),
-            _fmt(base["agreement"], 4),
+            _fmt(base.get(quality), 4),
+            _fmt(base.get(versus), 4),
             _fmt(base["model_size_mb"]),
             style="dim",
         )
@@ -255,8 +299,8 @@ def front_table(front: dict[str, Any]) -> Table:
             _fmt(fig["latency_p50_ms"]),
             p95,
             _fmt(point["speedup_p95"], 2, "x"),
-            _fmt(fig["accuracy"], 4),
-            _fmt(fig["agreement"], 4),
+            _fmt(fig.get(quality), 4),
+            _fmt(fig.get(versus), 4),
             _fmt(fig["model_size_mb"]),
         )
     return table
@@ -265,13 +309,15 @@ def front_table(front: dict[str, Any]) -> Table:
 def trials_table(study_name: str, rows: list[dict[str, Any]]) -> Table:
     """Every trial of a study; failed, pruned and infeasible ones dimmed, with the reason."""
     table = Table(title=f"Trials — study {study_name}", title_justify="left")
+    regression = any(_is_regression(row["figures"] or {}) for row in rows)
+    quality = "mae" if regression else "accuracy"
     for name in (
         "trial",
         "state",
         "configuration",
         "p95 ms",
         "speed-up (p95)",
-        "accuracy",
+        "MAE" if regression else "accuracy",
         "% peak",
         "note",
     ):
@@ -286,7 +332,7 @@ def trials_table(study_name: str, rows: list[dict[str, Any]]) -> Table:
             describe_config(row["config"]),
             _fmt(fig.get("latency_p95_ms")),
             _fmt(row["speedup_p95"], 2, "x"),
-            _fmt(fig.get("accuracy"), 4),
+            _fmt(fig.get(quality), 4),
             _fmt(fig.get("peak_pct"), 1),
             note,
             style=style,

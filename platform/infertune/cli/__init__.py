@@ -1,0 +1,120 @@
+"""The ``infertune`` command line, one module per command group.
+
+``bench`` (bench, info), ``study`` (tune, studies, show, front, verify), ``registry``
+(promote, rollback, registry), ``schedule`` (the ``schedule`` commands and ``scheduler``),
+``workers`` (worker, reconcile), ``db`` and ``dashboard``. Each command imports what it needs
+when it runs, so ``infertune --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from infertune import __version__
+from infertune.cli import bench, dashboard, db, registry, schedule, study, workers
+from infertune.cli._common import State
+from infertune.config import load_settings
+from infertune.exceptions import InfertuneError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="infertune",
+    help="Find the fastest inference configuration of a TensorFlow/Keras model for the "
+    "accuracy you can afford.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    # Markdown: docstring paragraphs re-flow instead of keeping source line breaks.
+    rich_markup_mode="markdown",
+    add_completion=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"infertune {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _global_options(
+    home: Annotated[
+        Path | None,
+        typer.Option(
+            "--home",
+            envvar="INFERTUNE_HOME",
+            show_envvar=True,
+            help="Folder for demo models, built variants and caches (default: ./.infertune).",
+        ),
+    ] = None,
+    db_url: Annotated[
+        str | None,
+        typer.Option(
+            "--db-url",
+            envvar="INFERTUNE_DB_URL",
+            show_envvar=True,
+            help="Platform database URL (default: SQLite inside home).",
+        ),
+    ] = None,
+    mlflow_uri: Annotated[
+        str | None,
+        typer.Option(
+            "--mlflow-uri",
+            envvar="MLFLOW_TRACKING_URI",
+            show_envvar=True,
+            help="MLflow tracking URI (default: SQLite inside home).",
+        ),
+    ] = None,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Show the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Global options apply to every command; flags win over environment variables."""
+    State.settings = load_settings(home=home, db_url=db_url, mlflow_tracking_uri=mlflow_uri)
+    State.db = None
+
+
+# Registration order is the order of `infertune --help`.
+app.command()(bench.bench)
+app.command()(study.tune)
+app.command()(study.studies)
+app.command()(study.show)
+app.command()(study.front)
+app.command("verify")(study.verify_command)
+app.add_typer(db.db_app, name="db")
+app.command()(registry.promote)
+app.command()(registry.rollback)
+app.command()(registry.registry)
+app.add_typer(schedule.schedule_app, name="schedule")
+app.command()(schedule.scheduler)
+app.command()(workers.worker)
+app.command()(workers.reconcile)
+app.command()(dashboard.dashboard)
+app.command()(bench.info)
+
+
+def _terminate(signum: int, frame: object) -> None:
+    # SIGTERM ends the command like Ctrl-C does, so cleanup (workers, runs) happens.
+    raise KeyboardInterrupt
+
+
+def main() -> None:
+    """Console entry point: infertune errors become one line on stderr and exit status 1."""
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        app()
+    except InfertuneError as exc:
+        print(f"infertune: error: {exc}", file=sys.stderr)
+        sys.exit(1)
+    except OSError as exc:
+        # Disk full, permissions, a vanished file: the system's words, on one line.
+        print(f"infertune: error: {exc}", file=sys.stderr)
+        sys.exit(1)

@@ -1,0 +1,264 @@
+"""Study commands: ``tune`` searches, ``studies``/``show``/``front`` read, ``verify`` re-times."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from infertune.cli._common import (
+    DataOption,
+    JsonOption,
+    ModelArgument,
+    StorageOption,
+    StudyArgument,
+    TrainDataOption,
+    XKeyOption,
+    YKeyOption,
+    current_settings,
+    platform_db,
+    settings_storage,
+)
+from infertune.exceptions import InfertuneError
+
+__all__ = ["default_study_name", "front", "show", "studies", "tune", "verify_command"]
+
+
+def tune(
+    model: ModelArgument,
+    data: DataOption = None,
+    train_data: TrainDataOption = None,
+    x_key: XKeyOption = "x",
+    y_key: YKeyOption = "y",
+    space: Annotated[
+        str,
+        typer.Option(
+            "--space",
+            help="Search-space YAML file, or a shipped space: quick, default, tflite-cpu.",
+        ),
+    ] = "quick",
+    study: Annotated[
+        str | None,
+        typer.Option(
+            "--study",
+            help="Study name; an existing study with the same spec is resumed "
+            "(default: the model file's stem and the space, e.g. diabetes_reg-quick).",
+            show_default=False,
+        ),
+    ] = None,
+    trials: Annotated[
+        int,
+        typer.Option("--trials", min=1, help="Trial budget of the whole study (not per process)."),
+    ] = 15,
+    timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--timeout",
+            help="Stop starting new trials after this many seconds.",
+            show_default=False,
+        ),
+    ] = None,
+    sampler: Annotated[
+        str,
+        typer.Option(
+            "--sampler",
+            help="auto (grid when the trial budget covers the space, else tpe), tpe, nsga2, "
+            "random or grid (every configuration once).",
+        ),
+    ] = "auto",
+    seed: Annotated[int | None, typer.Option("--seed", help="Sampler seed.")] = 0,
+    storage: StorageOption = None,
+    jobs: Annotated[
+        int,
+        typer.Option(
+            "--jobs",
+            min=1,
+            help="Parallel trials in this process (needs PostgreSQL storage); "
+            "builds overlap, timings never do.",
+        ),
+    ] = 1,
+    verify: Annotated[
+        bool, typer.Option("--verify/--no-verify", help="Re-measure the front after the search.")
+    ] = True,
+    as_json: JsonOption = False,
+) -> None:
+    """Search inference configurations of a model and print the verified Pareto front.
+
+    The baseline (tf, fp32, batch 1, all cores) is measured first; constraints and
+    speed-ups refer to it. A trial whose accuracy already breaks a constraint is pruned
+    before its timing. Every trial is an MLflow run under the study's parent run.
+    Ctrl-C stops cleanly: run the same command again to resume.
+    """
+    from infertune.cli._display import Reporter, front_table, stdout
+    from infertune.measure.accuracy import describe_task, quality_meaning
+    from infertune.measure.engine import Engine
+    from infertune.space import load_space
+    from infertune.tuning import queries
+    from infertune.tuning.lifecycle import StudyRun
+    from infertune.tuning.sampling import SAMPLERS, make_sampler
+    from infertune.tuning.study import (
+        FINISHED_STATES,
+        check_measurable,
+        check_parallelism,
+        open_study,
+        storage_url,
+        study_spec,
+    )
+
+    settings = current_settings()
+    search_space, space_path = load_space(space)
+    if sampler not in SAMPLERS:
+        raise InfertuneError(f"Unknown sampler '{sampler}'; choose one of {', '.join(SAMPLERS)}.")
+    url = storage_url(settings, storage)
+    check_parallelism(url, jobs)
+    db = platform_db()
+    name = study or default_study_name(model, space_path.stem)
+    with Reporter() as reporter, Engine(settings, on_event=reporter) as engine:
+        subject = engine.resolve(model, data, train_data, x_key, y_key)
+        # Before a study is created or a baseline measured: a space the task cannot score.
+        check_measurable(search_space, subject.task)
+        task = f"{describe_task(subject.task)}; quality = {quality_meaning(subject.task)}"
+        reporter({"event": "step", "task": f"task: {task}"})
+        the_sampler = make_sampler(sampler, seed, trials, search_space)
+        opened, resumed = open_study(
+            name, url, study_spec(subject, search_space), search_space, the_sampler
+        )
+        done = len(opened.get_trials(deepcopy=False, states=FINISHED_STATES))
+        reporter(
+            {
+                "event": "step",
+                "task": f"{'resuming' if resumed else 'created'} study "
+                f"'{name}' ({done}/{trials} trials done) in {url}",
+            }
+        )
+        run = StudyRun(settings, db, engine, opened, subject, search_space, url, on_event=reporter)
+        try:
+            run.execute(trials, timeout=timeout, jobs=jobs, verify=verify, progress=reporter.trials)
+        except KeyboardInterrupt:
+            reporter(
+                {
+                    "event": "warning",
+                    "message": "interrupted: the running trial was "
+                    "marked failed; run the same command to resume.",
+                }
+            )
+            raise typer.Exit(130) from None
+    shown = queries.front(opened)
+    if as_json:
+        typer.echo(json.dumps({**shown, "task": subject.task}, indent=2, default=str))
+        return
+    stdout.print(f"Task: {task}")
+    stdout.print(front_table(shown))
+    if not shown["points"]:
+        stdout.print(
+            "[yellow]No configuration meets the constraints.[/] Nearest infeasible "
+            "trials: "
+            + ", ".join(
+                f"#{r['number']} ({'; '.join(r['violations'])})"
+                for r in shown["nearest_infeasible"]
+            )
+        )
+    stdout.print(
+        f"Study '{name}' in {url}\n"
+        f"MLflow: mlflow ui --backend-store-uri {settings.tracking_uri}\n"
+        f"More: infertune show {name} · infertune front {name}\n"
+        f"Dashboard: infertune dashboard (then open http://127.0.0.1:8501) · "
+        f"ship one: infertune promote {name} --trial N --name MODEL"
+    )
+
+
+def default_study_name(model: str, space: str) -> str:
+    """``STEM-SPACE``: the model file's stem (a folder's name, a demo's name) and the space.
+
+    ``~/models/diabetes_reg.keras`` with ``quick`` is ``diabetes_reg-quick``;
+    ``demo:digits-cnn`` is ``digits-cnn-quick``.
+    """
+    if model.startswith("demo:"):
+        stem = model.removeprefix("demo:")
+    else:
+        path = Path(model).expanduser()
+        stem = path.name if path.is_dir() else path.stem
+    return f"{stem or 'model'}-{space}"
+
+
+def studies(storage: StorageOption = None, as_json: JsonOption = False) -> None:
+    """List the studies in the storage with their trial counts and best speed-up."""
+    from infertune.cli._display import stdout, studies_table
+    from infertune.tuning import queries
+
+    rows = queries.all_studies(settings_storage(storage))
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2, default=str))
+    else:
+        stdout.print(studies_table(rows))
+
+
+def show(study: StudyArgument, storage: StorageOption = None, as_json: JsonOption = False) -> None:
+    """Show every trial of a study: knobs, figures, state and why it failed or was pruned."""
+    from infertune.cli._display import stdout, trials_table
+    from infertune.tuning import queries
+    from infertune.tuning.records import StudyView, trial_rows
+
+    opened = queries.load(study, settings_storage(storage))
+    rows = trial_rows(opened)
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {"study": study, "baseline": StudyView(opened).baseline, "trials": rows},
+                indent=2,
+                default=str,
+            )
+        )
+    else:
+        stdout.print(trials_table(study, rows))
+
+
+def front(study: StudyArgument, storage: StorageOption = None, as_json: JsonOption = False) -> None:
+    """Show a study's Pareto front (the verified one when it is current)."""
+    from infertune.cli._display import front_table, stdout
+    from infertune.tuning import queries
+
+    shown = queries.front(queries.load(study, settings_storage(storage)))
+    if as_json:
+        typer.echo(json.dumps(shown, indent=2, default=str))
+    else:
+        stdout.print(front_table(shown))
+
+
+def verify_command(
+    study: StudyArgument,
+    repeats: Annotated[
+        int | None,
+        typer.Option(
+            "--repeats",
+            min=1,
+            help="Interleaved repeats per candidate (default: the space's).",
+            show_default=False,
+        ),
+    ] = None,
+    storage: StorageOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Re-measure a study's Pareto candidates longer and interleaved; keep the robust ones."""
+    from infertune.cli._display import Reporter, front_table, stdout
+    from infertune.measure.engine import Engine
+    from infertune.tuning import queries
+    from infertune.tuning.records import StudyView
+    from infertune.tuning.study import resolve_study_subject, verify_front
+
+    settings = current_settings()
+    opened = queries.load(study, settings_storage(storage))
+    spec = StudyView(opened).spec
+    if spec is None:
+        raise InfertuneError(f"Study '{study}' was not created by infertune.")
+    space = spec.search_space()
+    with Reporter() as reporter, Engine(settings, on_event=reporter) as engine:
+        subject = resolve_study_subject(engine, opened)
+        verify_front(engine, opened, subject, space, repeats, on_event=reporter)
+    shown = queries.front(opened)
+    if as_json:
+        typer.echo(json.dumps(shown, indent=2, default=str))
+    else:
+        stdout.print(front_table(shown))

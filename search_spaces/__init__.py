@@ -1,0 +1,1 @@
+"""The search spaces shipped with infertune, installed as ``infertune.search_spaces``."""
