@@ -31,6 +31,13 @@ CONFIGS = [
     {"runtime": "tflite", "precision": "int8"},
     {"runtime": "tflite", "precision": "fp32", "prune_ratio": 0.5},
     {"runtime": "tflite", "precision": "int8", "prune_ratio": 0.5},
+    {"runtime": "openvino", "precision": "fp32"},
+    {"runtime": "openvino", "precision": "bf16"},
+    {"runtime": "openvino", "precision": "int8"},
+    {"runtime": "openvino", "precision": "int8", "prune_ratio": 0.5},
+    {"runtime": "onnxruntime", "precision": "fp32"},
+    {"runtime": "onnxruntime", "precision": "int8"},
+    {"runtime": "onnxruntime", "precision": "int8", "prune_ratio": 0.5},
 ]
 
 
