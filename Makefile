@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/infertune tune demo:digits-midcnn --space quick --trials 15
+	$(BIN)/infertune tune demo:digits-midcnn --space quick --trials 27
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/speedup.py --repeats 5
