@@ -31,6 +31,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/search_efficiency.py --seeds 10
 	$(BIN)/python benchmarks/repeatability.py --repeats 5
 	$(BIN)/python benchmarks/overhead.py --trials 15
+	$(BIN)/python benchmarks/pruning_mobilenet.py --repeats 3
 
 # Fewer repeats, seeds and trials, results in benchmarks/results/quick (not committed);
 # reuses the search-efficiency table measured on this host if there is one.

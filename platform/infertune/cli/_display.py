@@ -376,7 +376,8 @@ def studies_table(studies: list[dict[str, Any]]) -> Table:
 def registry_tables(view: dict[str, Any]) -> list[Table]:
     """A registered model's versions (with aliases) and its promotion history."""
     versions = Table(title=f"{view['registered_model']}: versions", title_justify="left")
-    for column in ("version", "aliases", "study", "trial", "configuration", "p95 ms", "accuracy"):
+    columns = ("version", "aliases", "study", "trial", "configuration", "p95 ms", "quality")
+    for column in columns:
         versions.add_column(column)
     for v in view["versions"]:
         versions.add_row(
@@ -386,7 +387,8 @@ def registry_tables(view: dict[str, Any]) -> list[Table]:
             v["trial"] or "—",
             describe_config(v["config"]),
             _fmt(_float(v["latency_p95_ms"])),
-            _fmt(_float(v["accuracy"]), 4),
+            # Accuracy for a classifier; MAE skill for a regression model (older: accuracy).
+            _fmt(_float(v.get("quality") or v["accuracy"]), 4),
         )
     history = Table(title="promotion history", title_justify="left")
     for column in ("when", "action", "alias", "version", "was", "study/trial", "by", "reason"):

@@ -195,6 +195,8 @@ class Registry:
                     "config": json.loads(v.tags.get(TAG + "config", "{}")),
                     "latency_p95_ms": v.tags.get(TAG + "latency_p95_ms"),
                     "accuracy": v.tags.get(TAG + "accuracy"),
+                    "quality": v.tags.get(TAG + "quality"),
+                    "mae": v.tags.get(TAG + "mae"),
                     "hardware_id": v.tags.get(TAG + "hardware_id"),
                 }
                 for v in versions

@@ -188,6 +188,7 @@ def _retune(settings: Settings, db: Database, schedule: Schedule) -> dict[str, A
             "best_config": best["config"],
             "best_latency_p95_ms": best["figures"]["latency_p95_ms"],
             "best_accuracy": best["figures"].get("accuracy"),
+            "best_quality": best["figures"].get("quality"),
         }
         if not schedule.auto_promote:
             return {
