@@ -112,6 +112,16 @@ def test_study_runs_records_and_verifies(
     for point in shown["points"]:
         lo, hi = point["spread"]["latency_p95_ms"]
         assert lo <= point["figures"]["latency_p95_ms"] <= hi
+    # The baseline was timed in the same rounds, and the verified speed-ups refer to it.
+    verified_base = verified["baseline"]["figures"]
+    lo, hi = verified["baseline"]["spread"]["latency_p95_ms"]
+    assert lo <= verified_base["latency_p95_ms"] <= hi
+    assert verified_base["accuracy"] == baseline["accuracy"]
+    assert shown["baseline"] == verified_base
+    for point in shown["points"]:
+        assert point["speedup_p95"] == pytest.approx(
+            verified_base["latency_p95_ms"] / point["figures"]["latency_p95_ms"]
+        )
     tuner.finish()
     parent = tracker.client.get_run(tuner.parent_run_id)
     assert parent.info.status == "FINISHED"

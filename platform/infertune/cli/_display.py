@@ -292,7 +292,7 @@ def front_table(front: dict[str, Any]) -> Table:
         p95 = _fmt(fig["latency_p95_ms"])
         if "latency_p95_ms" in spread:
             lo, hi = spread["latency_p95_ms"]
-            p95 += f" [dim]({lo:.2f}-{hi:.2f})[/]"
+            p95 += f" [dim]({_fmt(lo)}-{_fmt(hi)})[/]"
         table.add_row(
             str(point["number"]),
             describe_config(point["config"]),

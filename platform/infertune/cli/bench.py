@@ -40,9 +40,9 @@ def bench(
         str,
         typer.Option(
             "--precision",
-            help="fp32, fp16, bf16, int8_dynamic or int8 (full integer, calibrated), as the "
-            "runtime offers: tflite fp32/fp16/int8_dynamic/int8, openvino fp32/fp16/bf16/int8, "
-            "onnxruntime fp32/int8_dynamic/int8, tf and tf_xla fp32.",
+            help="fp32, fp16, bf16, int8_dynamic or int8 (full integer, calibrated). "
+            "tflite: all but bf16; openvino: fp32, fp16, bf16, int8; onnxruntime: fp32, "
+            "int8_dynamic, int8; tf, tf_xla: fp32.",
         ),
     ] = "fp32",
     prune_ratio: Annotated[

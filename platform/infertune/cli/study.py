@@ -160,13 +160,33 @@ def tune(
                 for r in shown["nearest_infeasible"]
             )
         )
+    it, mlflow = _commands()
     stdout.print(
         f"Study '{name}' in {url}\n"
-        f"MLflow: mlflow ui --backend-store-uri {settings.tracking_uri}\n"
-        f"More: infertune show {name} · infertune front {name}\n"
-        f"Dashboard: infertune dashboard (then open http://127.0.0.1:8501) · "
-        f"ship one: infertune promote {name} --trial N --name MODEL"
+        f"MLflow: {mlflow} ui --backend-store-uri {settings.tracking_uri}\n"
+        f"More: {it} show {name} · {it} front {name}\n"
+        f"Dashboard: {it} dashboard (then open http://127.0.0.1:8501) · "
+        f"ship one: {it} promote {name} --trial N --name MODEL"
     )
+
+
+def _commands() -> tuple[str, str]:
+    """How to call ``infertune`` and ``mlflow`` again from here, as the user can paste them.
+
+    Their bare names where this ``infertune`` is the one on PATH (an activated venv, a
+    global install); else their paths (``make demo`` runs ``.venv/bin/infertune``).
+    """
+    import shutil
+    import sys
+    from pathlib import Path
+
+    program = Path(sys.argv[0])
+    on_path = shutil.which("infertune")
+    if program.name != "infertune" or (
+        on_path is not None and Path(on_path).resolve() == program.resolve()
+    ):
+        return "infertune", "mlflow"
+    return str(program), str(program.with_name("mlflow"))
 
 
 def default_study_name(model: str, space: str) -> str:

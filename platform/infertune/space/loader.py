@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from infertune._resources import search_spaces_dir
 from infertune.exceptions import InputError
@@ -35,6 +36,21 @@ def _describe(error: dict[str, object]) -> str:
     return f"{where}: {message}"
 
 
+def _allowed(error: Any) -> str:
+    """For an unknown key: the keys allowed where it stands (a typo shows at once)."""
+    if error["type"] != "extra_forbidden":
+        return ""
+    model: Any = SearchSpace
+    for part in error["loc"][:-1]:
+        field = model.model_fields.get(str(part)) if hasattr(model, "model_fields") else None
+        annotation = getattr(field, "annotation", None)
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return ""
+        model = annotation
+    where = ".".join(str(p) for p in error["loc"][:-1]) or "top-level"
+    return f"; allowed {where} keys: {', '.join(model.model_fields)}"
+
+
 def load_space(name_or_path: str) -> tuple[SearchSpace, Path]:
     """Read and validate a search space.
 
@@ -60,11 +76,10 @@ def load_space(name_or_path: str) -> tuple[SearchSpace, Path]:
     try:
         space = SearchSpace.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(_describe(e) for e in exc.errors()[:3])  # type: ignore[arg-type]
+        errors = exc.errors()
+        problems = "; ".join(_describe(e) for e in errors[:3])  # type: ignore[arg-type]
         more = f" (and {exc.error_count() - 3} more)" if exc.error_count() > 3 else ""
-        allowed = (
-            "allowed top-level keys: description, knobs, objectives, constraints, "
-            "measurement, finetune_epochs"
-        )
-        raise InputError(f"Search space {path} is invalid: {problems}{more}; {allowed}.") from None
+        raise InputError(
+            f"Search space {path} is invalid: {problems}{more}{_allowed(errors[0])}."
+        ) from None
     return space, path

@@ -38,6 +38,9 @@ def front(study: optuna.Study) -> dict[str, Any]:
         r["number"] for r in search_front
     }
     baseline = view.baseline or {}
+    if verified is not None and current and verified.get("baseline"):
+        # Timed with the candidates, in the same rounds: the speed-ups refer to it.
+        baseline = verified["baseline"]["figures"]
     if verified is not None and current:
         points = [c for c in verified["candidates"] if c["kept"]]
         dropped = [c for c in verified["candidates"] if not c["kept"]]

@@ -621,7 +621,10 @@ def verify_front(
     Every candidate is timed ``repeats`` times in rounds (A, B, C, A, B, C, ...), so drifts
     of a shared machine hit all alike. Each latency figure's median and its spread (the
     lowest and highest repeat) are stored; a candidate that another dominates by more than
-    the tie margin on the medians is dropped. The result is stored in the study.
+    the tie margin on the medians is dropped. The baseline configuration is timed in the same
+    rounds, so the verified speed-ups compare like with like (the search measured the
+    baseline once, in its short window, at another moment). The result is stored in the
+    study.
     """
     report = on_event or (lambda e: None)
     spec = space.measurement.verify
@@ -635,32 +638,33 @@ def verify_front(
             {"event": "progress", "task": "verifying the front", "completed": done, "total": total}
         )
 
-    def check(number: int, result: Timing) -> None:
+    def check(number: int | str, result: Timing) -> None:
         if not result.valid:
-            raise MeasurementError(
-                f"Verification of trial {number} is invalid: {result.invalid_reason}"
-            )
+            what = "the baseline" if number == _BASELINE else f"trial {number}"
+            raise MeasurementError(f"Verification of {what} is invalid: {result.invalid_reason}")
 
+    configs: dict[int | str, InferenceConfig] = {
+        c["number"]: InferenceConfig(**c["config"]) for c in candidates
+    }
+    if candidates:
+        configs[_BASELINE] = InferenceConfig()
     timings = retime_interleaved(
         engine,
         subject,
-        {c["number"]: InferenceConfig(**c["config"]) for c in candidates},
+        configs,
         verify_window,
         repeats,
         space.finetune_epochs,
         on_progress=progress,
         on_timing=check,
     )
-    baseline = StudyView(study).baseline or {}
+    baseline = dict(StudyView(study).baseline or {})
+    baseline_spread: dict[str, list[float]] = {}
+    if _BASELINE in timings:
+        baseline, baseline_spread = _medians(timings[_BASELINE], baseline)
     verified = []
     for c in candidates:
-        runs = timings[c["number"]]
-        figures = dict(c["figures"])
-        spread = {}
-        for key in (*TIMING_FIGURES, "peak_memory_mb"):
-            values = [getattr(r, key) for r in runs]
-            figures[key] = statistics.median(values)
-            spread[key] = [min(values), max(values)]
+        figures, spread = _medians(timings[c["number"]], c["figures"])
         verified.append(
             {
                 "number": c["number"],
@@ -688,10 +692,28 @@ def verify_front(
         "window": verify_window.model_dump(),
         "tie_margin": spec.tie_margin,
         "hardware_id": fingerprint()["hardware_id"],
+        "baseline": {"figures": baseline, "spread": baseline_spread},
         "candidates": verified,
     }
     StudyView(study).set_verified(payload)
     return payload
+
+
+#: The baseline's key among the configurations verification times.
+_BASELINE = "baseline"
+
+
+def _medians(
+    runs: list[Timing], figures: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, list[float]]]:
+    """``figures`` with each timing figure replaced by its median over ``runs``; the spread."""
+    figures = dict(figures)
+    spread: dict[str, list[float]] = {}
+    for key in (*TIMING_FIGURES, "peak_memory_mb"):
+        values = [float(getattr(r, key)) for r in runs]
+        figures[key] = statistics.median(values)
+        spread[key] = [min(values), max(values)]
+    return figures, spread
 
 
 def resolve_study_subject(engine: Engine, study: optuna.Study) -> Subject:
