@@ -15,6 +15,7 @@ from infertune.measure.engine import Engine, Subject
 from infertune.space.schema import SearchSpace
 from infertune.tracking.tracker import Tracker
 from infertune.tuning import queries
+from infertune.tuning.distributed import counted_trials, finished_count
 from infertune.tuning.records import StudyView
 from infertune.tuning.sampling import make_sampler
 from infertune.tuning.study import (
@@ -235,10 +236,42 @@ def _close(engine: Engine) -> Iterator[None]:
 def test_a_repeated_configuration_reuses_its_figures(
     engine: Engine, cnn: Subject, tracker: Tracker, settings: Settings, storage: str
 ) -> None:
-    space = tiny_space(knobs={"runtime": {"type": "categorical", "choices": ["tflite"]}})
+    space = tiny_space(
+        knobs={
+            "runtime": {"type": "categorical", "choices": ["tflite"]},
+            "precision": {"type": "categorical", "choices": ["fp32", "int8_dynamic"]},
+        }
+    )
     tuner = _tuner("repeat", storage, space, cnn, engine, tracker, settings, sampler="random")
+    for _ in range(2):  # a sampler proposing the same configuration twice
+        tuner.study.enqueue_trial({"runtime": "tflite", "precision": "fp32"})
     tuner.run(n_trials=2, timeout=None)
     tuner.finish()
-    first, second = tuner.study.trials
+    first, second, third = tuner.study.trials
     assert second.user_attrs["duplicate_of"] == first.number
     assert second.values == first.values
+    # The repeat did not use the budget: an unmeasured configuration was measured next.
+    assert third.user_attrs.get("duplicate_of") is None
+    assert third.user_attrs["config"] != first.user_attrs["config"]
+    assert finished_count(tuner.study) == 2
+
+
+def test_a_study_ends_when_every_configuration_is_measured(
+    engine: Engine, cnn: Subject, tracker: Tracker, settings: Settings, storage: str
+) -> None:
+    space = tiny_space(
+        knobs={
+            "runtime": {"type": "categorical", "choices": ["tflite"]},
+            "precision": {"type": "categorical", "choices": ["fp32", "int8_dynamic"]},
+        }
+    )
+    tuner = _tuner("small", storage, space, cnn, engine, tracker, settings, sampler="random")
+    events: list[dict[str, Any]] = []
+    tuner.on_event = events.append
+    tuner.run(n_trials=50, timeout=None)
+    tuner.finish()
+    measured = {str(t.user_attrs["config"]) for t in counted_trials(tuner.study)}
+    assert len(measured) == 2 and tuner.exhausted()
+    assert len(tuner.study.trials) <= 4  # repeats are followed by an unmeasured configuration
+    assert any("every configuration" in e.get("task", "") for e in events)
+    assert tuner.run(n_trials=50, timeout=None) == 0

@@ -82,9 +82,10 @@ class Reporter:
         state = {"done": done}
 
         def on_trial(trial: Any) -> None:
-            state["done"] += 1
-            self._progress.update(task, completed=state["done"])
             attrs = trial.user_attrs
+            if attrs.get("duplicate_of") is None:  # a repeat does not use the budget
+                state["done"] += 1
+            self._progress.update(task, completed=state["done"])
             fig = attrs.get("figures") or {}
             knobs = describe_config(attrs.get("config"))
             if trial.state.name == "COMPLETE":
@@ -96,7 +97,7 @@ class Reporter:
             else:
                 tail = attrs.get("fail_reason") or attrs.get("pruned_reason") or ""
             if attrs.get("duplicate_of") is not None:
-                tail += f" (same as trial {attrs['duplicate_of']}, not measured again)"
+                tail += f" (same as trial {attrs['duplicate_of']}: not measured again, not counted)"
             self._progress.console.print(
                 f"trial {trial.number:>3} {trial.state.name:<8} {knobs:<34} {tail}"
             )

@@ -52,11 +52,26 @@ def retried_numbers(trials: list[optuna.trial.FrozenTrial]) -> set[int]:
     return numbers
 
 
-def finished_count(study: optuna.Study) -> int:
-    """Trials that count against the budget: finished ones, less those retried."""
+def counted_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """Trials that count against the budget.
+
+    Finished ones, less those retried and those that repeated a configuration measured
+    before (their figures were reused: nothing was built or timed).
+    """
     trials = study.get_trials(deepcopy=False)
     retried = retried_numbers(trials)
-    return sum(t.state in FINISHED and t.number not in retried for t in trials)
+    return [
+        t
+        for t in trials
+        if t.state in FINISHED
+        and t.number not in retried
+        and t.user_attrs.get("duplicate_of") is None
+    ]
+
+
+def finished_count(study: optuna.Study) -> int:
+    """How many trials count against the budget (see :func:`counted_trials`)."""
+    return len(counted_trials(study))
 
 
 class GlobalBudget:
@@ -99,10 +114,8 @@ class BudgetGate:
             self._conn.commit()
             self._held = True
         trials = self.study.get_trials(deepcopy=False)
-        retried = retried_numbers(trials)
         in_flight = sum(t.state == optuna.trial.TrialState.RUNNING for t in trials)
-        counted = sum(t.state in FINISHED and t.number not in retried for t in trials)
-        if counted + in_flight < self.n_trials:
+        if finished_count(self.study) + in_flight < self.n_trials:
             return True
         self.release()
         return False

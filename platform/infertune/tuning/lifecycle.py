@@ -202,7 +202,7 @@ class StudyRun:
             raise
         finally:
             tuner.close()
-            budget_met = _budget_met(self.study, trials)
+            budget_met = _budget_met(self.study, trials) or tuner.exhausted()
             if tuner.parent_run_id and (owner or budget_met):
                 with contextlib.suppress(InfertuneError):  # never hide the run's own error
                     tuner.finish(_PARENT_RUN_STATUS[end])

@@ -36,12 +36,22 @@ from infertune.measure.window import MeasurementWindow
 from infertune.space.schema import Direction, Figure, SearchSpace, WindowSpec
 from infertune.storage.db import normalize_url
 from infertune.tracking.tracker import Tracker
-from infertune.tuning.distributed import BudgetGate, GlobalBudget, finished_count
+from infertune.tuning.distributed import (
+    BudgetGate,
+    GlobalBudget,
+    counted_trials,
+    finished_count,
+)
 from infertune.tuning.front import dominates, pareto_front
 from infertune.tuning.phases import PhaseClock
 from infertune.tuning.records import StudyView, TrialRecord, TrialWriter, trial_rows
 from infertune.tuning.retime import retime_interleaved
-from infertune.tuning.sampling import suggest_config
+from infertune.tuning.sampling import (
+    config_params,
+    enumerate_configs,
+    space_size,
+    suggest_config,
+)
 from infertune.workers.protocol import Timing
 
 EventHandler = Callable[[dict[str, Any]], None]
@@ -451,6 +461,8 @@ class Tuner:
             writer.duplicate(TrialRecord.from_trial(earlier))
             for name, value in (earlier.constraints or {}).items():
                 trial.set_constraint(name, value)
+            # It does not count against the budget; the next trial measures something new.
+            self._enqueue_unmeasured()
             with clock.phase("tracking"):
                 self.tracker.log(
                     run_id,
@@ -514,6 +526,40 @@ class Tuner:
                 return other
         return None
 
+    def _measured_configs(self) -> list[dict[str, Any]]:
+        return [
+            t.user_attrs["config"]
+            for t in counted_trials(self.study)
+            if t.user_attrs.get("config") is not None
+        ]
+
+    def _enqueue_unmeasured(self) -> None:
+        """Queue a configuration no trial has measured (enumerable spaces; one at a time)."""
+        with self._lock:
+            waiting = self.study.get_trials(
+                deepcopy=False, states=(optuna.trial.TrialState.WAITING,)
+            )
+            if waiting:
+                return
+            try:
+                configs = enumerate_configs(self.space)
+            except ConfigurationError:
+                return  # a continuous knob: the sampler rarely repeats itself there
+            measured = self._measured_configs()
+            for config in configs:
+                if config.model_dump(mode="json") not in measured:
+                    self.study.enqueue_trial(config_params(config, self.space))
+                    return
+
+    def exhausted(self) -> bool:
+        """Whether every configuration of an enumerable space has been measured."""
+        try:
+            size = space_size(self.space)
+        except ConfigurationError:
+            return False
+        distinct = {json_sha256(c) for c in self._measured_configs()}
+        return len(distinct) >= size
+
     def _log_variant_once(self, run_id: str, key: str, path: Path) -> None:
         with self._lock:
             view = StudyView(self.study)
@@ -534,11 +580,15 @@ class Tuner:
     ) -> int:
         """Run trials until the study holds ``n_trials`` finished ones (global budget).
 
+        A trial that repeats a measured configuration does not count (its figures are reused
+        and the next trial is given an unmeasured configuration); the run ends early, saying
+        so, once every configuration of an enumerable space has been measured.
+
         Returns the count of trials this call ran.
         """
         # Trials killed with their worker and retried count once (infertune.tuning.distributed).
         remaining = n_trials - finished_count(self.study)
-        if remaining <= 0:
+        if remaining <= 0 or self._stop_if_exhausted():
             return 0
         callbacks: list[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]] = [
             GlobalBudget(n_trials)
@@ -548,15 +598,22 @@ class Tuner:
         before = len(self.study.get_trials(deepcopy=False))
         self._local.last_exit = time.perf_counter()  # the first ask is charged to trial 1
         if jobs > 1:
-            # Threads of one process: Optuna shares n_trials between them exactly.
-            self.study.optimize(
-                self.objective,
-                n_trials=remaining,
-                timeout=timeout,
-                n_jobs=jobs,
-                catch=(InfertuneError,),
-                callbacks=callbacks,
-            )
+            # Threads of one process: Optuna shares n_trials between them exactly; repeated
+            # configurations do not count, so the shortfall runs in the next round.
+            deadline = time.monotonic() + timeout if timeout is not None else None
+            while remaining > 0 and not self._stop_if_exhausted():
+                left = deadline - time.monotonic() if deadline is not None else None
+                if left is not None and left <= 0:
+                    break
+                self.study.optimize(
+                    self.objective,
+                    n_trials=remaining,
+                    timeout=left,
+                    n_jobs=jobs,
+                    catch=(InfertuneError,),
+                    callbacks=callbacks,
+                )
+                remaining = n_trials - finished_count(self.study)
         else:
             self._run_gated(n_trials, timeout, callbacks)
         return len(self.study.get_trials(deepcopy=False)) - before
@@ -577,7 +634,7 @@ class Tuner:
         gate = BudgetGate(self.study, n_trials)
         try:
             while deadline is None or time.monotonic() < deadline:
-                if not gate.reserve():
+                if self._stop_if_exhausted() or not gate.reserve():
                     break
                 self._local.release_gate = gate.release
                 try:
@@ -589,6 +646,18 @@ class Tuner:
                     self._local.release_gate = None
         finally:
             gate.close()
+
+    def _stop_if_exhausted(self) -> bool:
+        if not self.exhausted():
+            return False
+        self.on_event(
+            {
+                "event": "step",
+                "task": "every configuration of the space has been measured: the search ends "
+                "before its budget",
+            }
+        )
+        return True
 
     def finish(self, status: str = "FINISHED") -> None:
         """End the parent run with a summary of the front."""
