@@ -11,6 +11,7 @@ import pytest
 
 from infertune.config import Settings
 from infertune.exceptions import BuildError, ConfigurationError
+from infertune.knobs.spec import InferenceConfig
 from infertune.measure.engine import Engine, Subject
 from infertune.space.schema import SearchSpace
 from infertune.tracking.tracker import Tracker
@@ -21,6 +22,7 @@ from infertune.tuning.sampling import make_sampler
 from infertune.tuning.study import (
     Tuner,
     check_parallelism,
+    config_key,
     open_study,
     study_spec,
     verify_front,
@@ -275,3 +277,10 @@ def test_a_study_ends_when_every_configuration_is_measured(
     assert len(tuner.study.trials) <= 4  # repeats are followed by an unmeasured configuration
     assert any("every configuration" in e.get("task", "") for e in events)
     assert tuner.run(n_trials=50, timeout=None) == 0
+
+
+def test_a_configuration_s_identity_ignores_float_noise() -> None:
+    base = InferenceConfig.parse(runtime="tflite", prune_ratio=0.3).model_dump(mode="json")
+    noisy = {**base, "prune_ratio": 0.1 + 0.2}  # 0.30000000000000004, as samplers return
+    assert noisy != base and config_key(noisy) == config_key(base)
+    assert config_key({**base, "prune_ratio": 0.25}) != config_key(base)

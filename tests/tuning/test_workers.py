@@ -62,7 +62,7 @@ def test_four_workers_share_one_budget(tmp_path: Path, pg_url: str) -> None:
     assert finished_count(study) == 5
     numbers = [t.number for t in study.trials]
     assert len(numbers) == len(set(numbers))
-    assert len(numbers) == 5 + sum("duplicate_of" in t.user_attrs for t in study.trials)
+    assert len(numbers) == 5 + sum("uncounted_repeat" in t.user_attrs for t in study.trials)
     assert not [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
     assert len({t.user_attrs["worker"] for t in study.trials}) >= 2  # shared out
 

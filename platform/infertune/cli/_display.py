@@ -83,7 +83,7 @@ class Reporter:
 
         def on_trial(trial: Any) -> None:
             attrs = trial.user_attrs
-            if attrs.get("duplicate_of") is None:  # a repeat does not use the budget
+            if not attrs.get("uncounted_repeat"):  # such a repeat does not use the budget
                 state["done"] += 1
             self._progress.update(task, completed=state["done"])
             fig = attrs.get("figures") or {}
@@ -97,7 +97,8 @@ class Reporter:
             else:
                 tail = attrs.get("fail_reason") or attrs.get("pruned_reason") or ""
             if attrs.get("duplicate_of") is not None:
-                tail += f" (same as trial {attrs['duplicate_of']}: not measured again, not counted)"
+                counted = "" if attrs.get("uncounted_repeat") else ", counted"
+                tail += f" (same as trial {attrs['duplicate_of']}: not measured again{counted})"
             self._progress.console.print(
                 f"trial {trial.number:>3} {trial.state.name:<8} {knobs:<34} {tail}"
             )

@@ -52,20 +52,22 @@ def retried_numbers(trials: list[optuna.trial.FrozenTrial]) -> set[int]:
     return numbers
 
 
+#: Trial attribute of a repeat that does not count (an unmeasured configuration was queued).
+UNCOUNTED = "uncounted_repeat"
+
+
 def counted_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     """Trials that count against the budget.
 
-    Finished ones, less those retried and those that repeated a configuration measured
-    before (their figures were reused: nothing was built or timed).
+    Finished ones, less those retried and the repeats of a measured configuration that
+    were followed by a queued unmeasured one (their figures were reused: nothing ran).
     """
     trials = study.get_trials(deepcopy=False)
     retried = retried_numbers(trials)
     return [
         t
         for t in trials
-        if t.state in FINISHED
-        and t.number not in retried
-        and t.user_attrs.get("duplicate_of") is None
+        if t.state in FINISHED and t.number not in retried and not t.user_attrs.get(UNCOUNTED)
     ]
 
 

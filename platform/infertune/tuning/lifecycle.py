@@ -202,7 +202,7 @@ class StudyRun:
             raise
         finally:
             tuner.close()
-            budget_met = _budget_met(self.study, trials) or tuner.exhausted()
+            budget_met = _budget_met(self.study, trials, tuner)
             if tuner.parent_run_id and (owner or budget_met):
                 with contextlib.suppress(InfertuneError):  # never hide the run's own error
                     tuner.finish(_PARENT_RUN_STATUS[end])
@@ -237,9 +237,13 @@ class StudyRun:
         )
 
 
-def _budget_met(study: optuna.Study, trials: int) -> bool:
+def _budget_met(study: optuna.Study, trials: int, tuner: Tuner) -> bool:
+    """Whether the budget is spent or the space measured in full.
+
+    Never raises: it runs while another error or an interruption may be on its way out.
+    """
     try:
-        return finished_count(study) >= trials
+        return finished_count(study) >= trials or tuner.exhausted()
     except Exception:  # the storage is gone: it cannot be said to be met
         return False
 

@@ -37,6 +37,7 @@ from infertune.space.schema import Direction, Figure, SearchSpace, WindowSpec
 from infertune.storage.db import normalize_url
 from infertune.tracking.tracker import Tracker
 from infertune.tuning.distributed import (
+    UNCOUNTED,
     BudgetGate,
     GlobalBudget,
     counted_trials,
@@ -49,7 +50,6 @@ from infertune.tuning.retime import retime_interleaved
 from infertune.tuning.sampling import (
     config_params,
     enumerate_configs,
-    space_size,
     suggest_config,
 )
 from infertune.workers.protocol import Timing
@@ -461,8 +461,10 @@ class Tuner:
             writer.duplicate(TrialRecord.from_trial(earlier))
             for name, value in (earlier.constraints or {}).items():
                 trial.set_constraint(name, value)
-            # It does not count against the budget; the next trial measures something new.
-            self._enqueue_unmeasured()
+            # It does not count against the budget when the next trial is sure to measure
+            # something new (an unmeasured configuration is queued); otherwise it counts.
+            if self._enqueue_unmeasured():
+                trial.set_user_attr(UNCOUNTED, True)
             with clock.phase("tracking"):
                 self.tracker.log(
                     run_id,
@@ -518,47 +520,50 @@ class Tuner:
     def _same_config(
         self, trial: optuna.Trial, config: InferenceConfig
     ) -> optuna.trial.FrozenTrial | None:
-        wanted = config.model_dump(mode="json")
+        wanted = config_key(config.model_dump(mode="json"))
         for other in self.study.get_trials(
             deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)
         ):
-            if other.number != trial.number and other.user_attrs.get("config") == wanted:
+            known = other.user_attrs.get("config")
+            if other.number != trial.number and known and config_key(known) == wanted:
                 return other
         return None
 
-    def _measured_configs(self) -> list[dict[str, Any]]:
-        return [
-            t.user_attrs["config"]
+    def _measured(self) -> set[str]:
+        """Keys (:func:`config_key`) of the configurations counted trials measured."""
+        return {
+            config_key(t.user_attrs["config"])
             for t in counted_trials(self.study)
             if t.user_attrs.get("config") is not None
-        ]
+        }
 
-    def _enqueue_unmeasured(self) -> None:
-        """Queue a configuration no trial has measured (enumerable spaces; one at a time)."""
+    def _unmeasured(self) -> list[InferenceConfig] | None:
+        """The space's configurations no trial measured (``None``: not enumerable)."""
+        try:
+            configs = enumerate_configs(self.space)
+        except ConfigurationError:
+            return None
+        measured = self._measured()
+        return [c for c in configs if config_key(c.model_dump(mode="json")) not in measured]
+
+    def _enqueue_unmeasured(self) -> bool:
+        """Make sure the next trial measures something new; whether that is assured.
+
+        Queues an unmeasured configuration of an enumerable space (unless one is queued
+        already); false where the space is not enumerable or fully measured.
+        """
         with self._lock:
-            waiting = self.study.get_trials(
-                deepcopy=False, states=(optuna.trial.TrialState.WAITING,)
-            )
-            if waiting:
-                return
-            try:
-                configs = enumerate_configs(self.space)
-            except ConfigurationError:
-                return  # a continuous knob: the sampler rarely repeats itself there
-            measured = self._measured_configs()
-            for config in configs:
-                if config.model_dump(mode="json") not in measured:
-                    self.study.enqueue_trial(config_params(config, self.space))
-                    return
+            if self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)):
+                return True
+            unmeasured = self._unmeasured()
+            if not unmeasured:
+                return False
+            self.study.enqueue_trial(config_params(unmeasured[0], self.space))
+            return True
 
     def exhausted(self) -> bool:
         """Whether every configuration of an enumerable space has been measured."""
-        try:
-            size = space_size(self.space)
-        except ConfigurationError:
-            return False
-        distinct = {json_sha256(c) for c in self._measured_configs()}
-        return len(distinct) >= size
+        return self._unmeasured() == []
 
     def _log_variant_once(self, run_id: str, key: str, path: Path) -> None:
         with self._lock:
@@ -708,9 +713,12 @@ def verify_front(
         )
 
     def check(number: int | str, result: Timing) -> None:
-        if not result.valid:
-            what = "the baseline" if number == _BASELINE else f"trial {number}"
-            raise MeasurementError(f"Verification of {what} is invalid: {result.invalid_reason}")
+        # The baseline is the slowest configuration: an invalid timing of it is left out
+        # (the search's baseline stands in if none is valid), not a failed verification.
+        if not result.valid and number != _BASELINE:
+            raise MeasurementError(
+                f"Verification of trial {number} is invalid: {result.invalid_reason}"
+            )
 
     configs: dict[int | str, InferenceConfig] = {
         c["number"]: InferenceConfig(**c["config"]) for c in candidates
@@ -729,8 +737,9 @@ def verify_front(
     )
     baseline = dict(StudyView(study).baseline or {})
     baseline_spread: dict[str, list[float]] = {}
-    if _BASELINE in timings:
-        baseline, baseline_spread = _medians(timings[_BASELINE], baseline)
+    baseline_runs = [r for r in timings.get(_BASELINE, []) if r.valid]
+    if baseline_runs:
+        baseline, baseline_spread = _medians(baseline_runs, baseline)
     verified = []
     for c in candidates:
         figures, spread = _medians(timings[c["number"]], c["figures"])
@@ -766,6 +775,14 @@ def verify_front(
     }
     StudyView(study).set_verified(payload)
     return payload
+
+
+def config_key(config: dict[str, Any]) -> str:
+    """A configuration's identity, float knobs rounded as the space enumerates them.
+
+    A sampler may return 0.30000000000000004 for a step of 0.1.
+    """
+    return json_sha256({**config, "prune_ratio": round(float(config["prune_ratio"]), 6)})
 
 
 #: The baseline's key among the configurations verification times.
