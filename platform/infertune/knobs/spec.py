@@ -5,7 +5,15 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    model_serializer,
+    model_validator,
+)
 
 from infertune.exceptions import ConfigurationError
 from infertune.runtimes import Precision as Precision  # re-exported: a knob value
@@ -36,6 +44,10 @@ class ArtifactFamily(StrEnum):
     ONNX = "onnx"
 
 
+#: Serving knobs and the defaults that leave them out of a stored configuration.
+_SERVING_DEFAULTS: dict[str, Any] = {"instances": 1, "max_queue_delay_ms": 0.0}
+
+
 class InferenceConfig(BaseModel):
     """One inference configuration: the value of every knob.
 
@@ -62,6 +74,30 @@ class InferenceConfig(BaseModel):
     threads: int | None = Field(
         default=None, ge=1, description="Threads for the runtime; None for its default."
     )
+    instances: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Model instances serving requests side by side (offline and server "
+        "scenarios), each with `threads` threads.",
+    )
+    max_queue_delay_ms: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=1000.0,
+        description="Server scenario: how long the dynamic batcher may hold a request to fill "
+        "a batch of up to `batch_size`.",
+    )
+
+    @model_serializer(mode="wrap")
+    def _omit_default_serving(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Serving knobs at their defaults are left out, so configurations stored before
+        # they existed keep their identity (config keys, MLflow params, cached artifacts).
+        data: dict[str, Any] = handler(self)
+        for knob, default in _SERVING_DEFAULTS.items():
+            if knob in data and data[knob] == default:
+                del data[knob]
+        return data
 
     @model_validator(mode="after")
     def _check_combination(self) -> InferenceConfig:
@@ -86,12 +122,25 @@ class InferenceConfig(BaseModel):
         return ArtifactFamily(get_backend(self.runtime).family)
 
     def label(self) -> str:
-        """A short human-readable name, e.g. ``tflite/int8/prune0.50/bs1/t2``."""
+        """A short human-readable name, e.g. ``tflite/int8/prune0.50/bs1/threads=2``.
+
+        Serving knobs appear only when set: ``.../x2/delay=2ms`` (two instances).
+        """
         threads = "default" if self.threads is None else str(self.threads)
+        serving = f"/x{self.instances}" if self.instances != 1 else ""
+        if self.max_queue_delay_ms:
+            serving += f"/delay={self.max_queue_delay_ms:g}ms"
         return (
             f"{self.runtime}/{self.precision}/prune{self.prune_ratio:.2f}/"
-            f"bs{self.batch_size}/threads={threads}"
+            f"bs{self.batch_size}/threads={threads}{serving}"
         )
+
+    def cores(self, default_threads: int) -> int:
+        """Cores this configuration asks for: instances x threads.
+
+        ``None`` threads (the runtime's default) count as ``default_threads``.
+        """
+        return self.instances * (self.threads or default_threads)
 
     @classmethod
     def parse(cls, names: dict[str, str] | None = None, **values: Any) -> InferenceConfig:
