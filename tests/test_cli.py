@@ -161,3 +161,59 @@ def test_info_and_version(settings: Settings) -> None:
     assert payload["home"] == str(settings.home)
     assert "demo:digits-midcnn" in payload["demos"]
     assert run("--version", home=settings.home).stdout.startswith("infertune ")
+
+
+def test_an_unexpected_error_is_one_line_with_its_traceback_in_a_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import infertune.cli as cli
+    from infertune.cli._common import State
+    from infertune.config import load_settings
+
+    def boom() -> None:
+        raise RuntimeError("something nobody foresaw\nsecond line")
+
+    monkeypatch.setattr(cli, "app", boom)
+    monkeypatch.setattr(State, "settings", load_settings(home=tmp_path))
+    with pytest.raises(SystemExit) as exited:
+        cli.main()
+    assert exited.value.code == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("infertune: error: unexpected RuntimeError: something nobody foresaw")
+    log = Path(err.split("the full traceback is in ")[1].split(";")[0])
+    assert log.parent == tmp_path / "logs"
+    assert "Traceback" in log.read_text() and "boom" in log.read_text()
+
+
+def test_a_sqlite_storage_in_a_folder_that_cannot_exist_is_one_line(tmp_path: Path) -> None:
+    line = _one_error_line(run("studies", "--storage", "sqlite:////proc/nope/x.db", home=tmp_path))
+    assert "its folder /proc/nope cannot be created (No such file or directory)" in line
+
+
+@pytest.mark.parametrize(
+    ("error", "says"),
+    [
+        (OSError(28, "No space left on device"), "the disk is full (ENOSPC): free space"),
+        (OSError(30, "Read-only file system", "/h/x"), "the file system is read-only (EROFS)"),
+        (OSError(2, "No such file or directory", "/h/x"), "No such file or directory: '/h/x'"),
+    ],
+)
+def test_an_operating_system_error_is_one_line_saying_what_to_do(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    error: OSError,
+    says: str,
+) -> None:
+    import infertune.cli as cli
+
+    def fails() -> None:
+        raise error
+
+    monkeypatch.setattr(cli, "app", fails)
+    with pytest.raises(SystemExit) as exited:
+        cli.main()
+    assert exited.value.code == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"infertune: error: {error}")
+    assert says in err

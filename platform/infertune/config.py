@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -31,6 +32,40 @@ class Settings(BaseSettings):
         default=None,
         validation_alias=AliasChoices("MLFLOW_TRACKING_URI"),
         description="MLflow tracking URI (default: a SQLite database inside home).",
+    )
+
+    dashboard_auth: Literal["auto", "password", "oidc", "none"] = Field(
+        default="auto",
+        description=(
+            "Dashboard login: oidc (Streamlit's st.login, an [auth] section in "
+            ".streamlit/secrets.toml), password (accounts below), none (loopback only), or "
+            "auto: oidc if configured, else password if an account exists, else none."
+        ),
+    )
+    dashboard_user: str = Field(
+        default="admin", description="Account name that goes with dashboard_password."
+    )
+    dashboard_password: SecretStr | None = Field(
+        default=None,
+        description="A dashboard password (or token) from the environment, for dashboard_user.",
+    )
+    dashboard_users_file: Path | None = Field(
+        default=None,
+        description="File of hashed dashboard accounts (default: HOME/dashboard-users).",
+    )
+    dashboard_roots: str | None = Field(
+        default=None,
+        description=(
+            "Folders (separated by the OS path separator) from which the dashboard's Launch "
+            "form accepts models, data and search spaces (default: HOME/models)."
+        ),
+    )
+    dashboard_allowed_hosts: str | None = Field(
+        default=None,
+        description=(
+            "Comma-separated host names the dashboard answers to besides loopback (its name "
+            "behind a proxy); other Host headers are refused (DNS rebinding)."
+        ),
     )
 
     @field_validator("home")
@@ -61,6 +96,20 @@ class Settings(BaseSettings):
         if self.mlflow_tracking_uri:
             env["MLFLOW_TRACKING_URI"] = self.mlflow_tracking_uri
         return env
+
+    @property
+    def users_file(self) -> Path:
+        """The dashboard's file of hashed accounts."""
+        return (self.dashboard_users_file or self.home / "dashboard-users").expanduser()
+
+    @property
+    def launch_roots(self) -> list[Path]:
+        """Folders the dashboard may start studies from (resolved, symlinks followed)."""
+        if self.dashboard_roots:
+            parts = [p for p in self.dashboard_roots.split(os.pathsep) if p.strip()]
+        else:
+            parts = [str(self.home / "models")]
+        return [Path(p.strip()).expanduser().resolve() for p in parts]
 
     @property
     def artifacts_dir(self) -> Path:

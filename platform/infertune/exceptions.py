@@ -2,6 +2,23 @@
 
 from __future__ import annotations
 
+#: A database's words (SQLite's) for the conditions a user can fix, and what to do.
+_STORE_HINTS = {
+    "readonly database": "the database file or its folder is read-only or not writable by this "
+    "user: make it writable, or point the store at a writable place",
+    "database or disk is full": "the disk is full (ENOSPC): free space on it, then run the "
+    "same command again",
+}
+
+
+def store_hint(text: str) -> str | None:
+    """What to do about a database error whose message is ``text``; ``None``: nothing known.
+
+    The platform database and the MLflow store (SQLite by default, inside the home folder)
+    fail in the same words when the home is read-only or its disk full.
+    """
+    return next((hint for words, hint in _STORE_HINTS.items() if words in text), None)
+
 
 class InfertuneError(Exception):
     """Root of every error that infertune reports to a user.
@@ -68,3 +85,19 @@ TRANSPORTABLE_ERRORS: dict[str, type[InfertuneError]] = {
         MeasurementError,
     )
 }
+
+
+class StudyBusyError(InfertuneError):
+    """Another live process owns the study (a second ``tune`` on it is refused)."""
+
+
+class TrackingError(InfertuneError):
+    """The MLflow tracking store cannot be reached or used."""
+
+
+class StudyFailedError(InfertuneError):
+    """Every trial of a study failed: nothing was measured."""
+
+
+class DiskFullError(InfertuneError):
+    """A disk infertune writes to is full (ENOSPC): the study stopped, to resume later."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 
 import pytest
@@ -104,6 +105,33 @@ def test_schedule_cli(tmp_path: Path) -> None:
     listed = run("schedule", "list", "--json", home=home)
     assert listed.returncode == 0 and listed.stdout.strip() == "[]", listed.stderr
     assert "No schedule for study" in _one_error_line(run("schedule", "pause", "x", home=home))
+
+
+def test_schedule_add_refuses_to_replace_silently(tmp_path: Path) -> None:
+    import optuna
+
+    from infertune.config import load_settings
+    from infertune.tuning.study import storage_url
+
+    home = tmp_path / "home"
+    assert run("db", "upgrade", home=home).returncode == 0
+    url = storage_url(load_settings(home=home), None)
+    optuna.create_study(study_name="s", storage=url)
+    first = run("schedule", "add", "s", "--every", "6h", "--auto-promote", "m", home=home)
+    assert first.returncode == 0, first.stderr
+    line = _one_error_line(run("schedule", "add", "s", "--every", "1d", home=home))
+    assert "already has a schedule (every 6h, 15 trials, auto-promote m@production)" in line
+    assert "--replace" in line and "when: every 6h -> every 1d" in line
+    assert "auto-promote: m -> off" in line
+    (row,) = json.loads(run("schedule", "list", "--json", home=home).stdout)
+    assert row["auto_promote"] == "m" and row["every_s"] == 21600  # untouched
+    replaced = run("schedule", "add", "s", "--every", "1d", "--replace", home=home)
+    assert replaced.returncode == 0, replaced.stderr
+    assert "Replaced the schedule of 's': when: every 6h -> every 1d; auto-promote: m -> off" in (
+        replaced.stdout
+    )
+    (row,) = json.loads(run("schedule", "list", "--json", home=home).stdout)
+    assert row["auto_promote"] is None and row["every_s"] == 86400
 
 
 def test_next_run_of_an_interval(db: Database) -> None:

@@ -146,3 +146,101 @@ def test_db_commands(tmp_path: Path) -> None:
     assert "infertune db upgrade" in _one_error_line(run("studies", home=home))
     assert run("db", "upgrade", home=home).returncode == 0
     assert run("studies", "--json", home=home).returncode == 0
+
+
+def _at_once(
+    commands: list[list[str]], env: dict[str, str]
+) -> list[subprocess.CompletedProcess[str]]:
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "infertune", *cmd],
+            env={**os.environ, **env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for cmd in commands
+    ]
+    done = []
+    for cmd, p in zip(commands, procs, strict=True):
+        out, err = p.communicate(timeout=300)
+        done.append(subprocess.CompletedProcess(cmd, p.returncode, out, err))
+    return done
+
+
+@pytest.mark.slow
+def test_a_fresh_home_used_by_several_commands_at_once(tmp_path: Path) -> None:
+    """Issue 18: 4 of 9 failed (UNIQUE constraint failed: alembic_version, false 'upgrade')."""
+    home = tmp_path / "home"
+    commands = [["db", "upgrade"], ["studies", "--json"], ["schedule", "list"]] * 3
+    procs = _at_once(commands, {"INFERTUNE_HOME": str(home)})
+    errors = [p.stderr for p in procs if p.returncode != 0]
+    assert not errors, errors
+    db = Database(f"sqlite:///{home / 'infertune.db'}")
+    assert db.current_revision() == head_revision()
+    assert "studies" in _tables(db)  # Optuna's tables too
+
+
+_MLFLOW_FIRST_USE = """
+import sys
+from infertune.config import load_settings
+from infertune.tracking.tracker import Tracker
+from pathlib import Path
+settings = load_settings(home=Path(sys.argv[1]), mlflow_tracking_uri=sys.argv[2] or None)
+Tracker(settings).experiment("e")
+"""
+
+
+def _mlflow_at_once(home: Path, uri: str) -> None:
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _MLFLOW_FIRST_USE, str(home), uri],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    errors = [p.communicate(timeout=300)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, errors
+
+
+@pytest.mark.slow
+def test_mlflow_first_use_by_several_processes_sqlite(tmp_path: Path) -> None:
+    _mlflow_at_once(tmp_path / "home", "")
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_mlflow_first_use_by_several_processes_postgres(tmp_path: Path, pg_url: str) -> None:
+    """Issue 18: 3 of 4 processes failed on duplicate keys on a fresh PostgreSQL database."""
+    _mlflow_at_once(tmp_path / "home", pg_url.replace("postgresql://", "postgresql+psycopg://"))
+
+
+def test_upgrades_at_once_take_turns(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    procs = _at_once([["db", "upgrade"]] * 3, {"INFERTUNE_HOME": str(home)})
+    assert [p.returncode for p in procs] == [0, 0, 0], [p.stderr for p in procs]
+    said = sorted("already at" in p.stdout for p in procs)
+    assert said == [False, True, True]
+
+
+def test_a_bad_downgrade_revision_is_one_line(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    assert run("db", "upgrade", home=home).returncode == 0
+    line = _one_error_line(run("db", "downgrade", "nosuch", "--yes", home=home))
+    assert "'nosuch'" in line and "revisions: base, 0001" in line
+
+
+def test_a_bad_storage_url_is_one_line(tmp_path: Path) -> None:
+    line = _one_error_line(run("studies", "--storage", "nosuchdialect://x/y", home=tmp_path))
+    assert "storage URL nosuchdialect://x/y" in line
+    line = _one_error_line(
+        run("studies", "--storage", "postgresql://u@127.0.0.1:9/x", home=tmp_path)
+    )
+    assert "127.0.0.1:9" in line and "refused" in line
+
+
+def test_reconcile_of_an_unknown_study_is_one_line(tmp_path: Path) -> None:
+    line = _one_error_line(run("reconcile", "nosuch", home=tmp_path))
+    assert "No study named 'nosuch'" in line

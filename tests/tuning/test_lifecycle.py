@@ -119,3 +119,55 @@ def test_join_refuses_a_study_not_made_by_infertune(tmp_path: Path, settings: Se
     optuna.create_study(study_name="plain", storage=url)
     with pytest.raises(InfertuneError, match="not created by infertune"):
         join_study(settings, "plain", url, trials=2)
+
+
+def test_builds_and_accuracy_hold_the_work_lock_and_timings_never_do(
+    tmp_path: Path,
+    settings: Settings,
+    engine: Engine,
+    cnn: Subject,
+    tracker: Tracker,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 18 (item 7): under --jobs a build ran beside the baseline's timing (4.49 ms vs
+    1.5 ms). Every build and accuracy pass of a study holds the host's work lock, so a
+    timing (which takes the lock exclusively) never overlaps one; no timing holds it."""
+    import contextlib
+    import threading
+
+    from infertune.measure.hostlock import host_work_lock as real_lock
+
+    held = threading.local()
+    calls: list[tuple[str, bool]] = []
+
+    @contextlib.contextmanager
+    def recording_lock():  # type: ignore[no-untyped-def]
+        with real_lock() as waited:
+            held.on = True
+            try:
+                yield waited
+            finally:
+                held.on = False
+
+    def spy(name: str):  # type: ignore[no-untyped-def]
+        original = getattr(Engine, name)
+
+        def wrapper(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            calls.append((name, getattr(held, "on", False)))
+            return original(self, *args, **kwargs)
+
+        return wrapper
+
+    monkeypatch.setattr("infertune.tuning.study.host_work_lock", recording_lock)
+    for name in ("variant", "evaluate", "time"):
+        monkeypatch.setattr(Engine, name, spy(name))
+    settings, url, db = _stores(tmp_path, settings, tracker)
+    space = tiny_space()
+    study, _ = open_study(
+        "locks", url, study_spec(cnn, space), space, make_sampler("grid", 0, 3, space)
+    )
+    StudyRun(settings, db, engine, study, cnn, space, url).execute(2, verify=False)
+    names = {name for name, _ in calls}
+    assert names == {"variant", "evaluate", "time"}  # the baseline and the trials
+    assert all(locked for name, locked in calls if name in ("variant", "evaluate"))
+    assert not any(locked for name, locked in calls if name == "time")

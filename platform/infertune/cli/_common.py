@@ -26,6 +26,7 @@ __all__ = [
     "TrainDataOption",
     "XKeyOption",
     "YKeyOption",
+    "check_tracking",
     "current_settings",
     "platform_db",
     "settings_storage",
@@ -73,15 +74,30 @@ def platform_db() -> Any:
     return State.db
 
 
+def check_tracking() -> None:
+    """Refuse, within seconds, an MLflow server that cannot be reached (before any work)."""
+    from infertune.tracking.tracker import check_server
+
+    uri = current_settings().tracking_uri
+    if uri.startswith(("http://", "https://")):
+        check_server(uri)
+
+
 def settings_storage(storage: str | None) -> str:
     """The Optuna storage URL of a command (``--storage`` or the platform database).
 
-    The platform database is schema-checked first, like every command that reads studies.
+    The platform database is schema-checked first, like every command that reads studies;
+    a ``--storage`` URL is checked (one line if unusable) and Optuna's tables created in it
+    once, one process at a time.
     """
+    from infertune.storage.db import prepare_optuna_storage
     from infertune.tuning.study import storage_url
 
     platform_db()
-    return storage_url(current_settings(), storage)
+    url = storage_url(current_settings(), storage)
+    if storage is not None:
+        prepare_optuna_storage(url)
+    return url
 
 
 # Inputs shared by the commands that take a model.

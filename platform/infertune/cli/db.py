@@ -26,13 +26,13 @@ def db_upgrade(
     """Create or upgrade infertune's tables in the platform database (--db-url).
 
     Optuna's and MLflow's tables are left alone: the platform's migrations keep their own
-    version table, infertune_alembic_version. Back up a production database first.
+    version table, infertune_alembic_version. Back up a production database first. Several
+    processes upgrading at once take turns; a database already at the revision is a success.
     """
     from infertune.storage.db import Database, safe_url
 
     db = Database(current_settings().database_url)
-    before = db.current_revision()
-    db.upgrade(revision)
+    before = db.upgrade(revision)  # read in its turn: several upgrades may run at once
     after = db.current_revision()
     where = safe_url(db.url)
     if before == after:
@@ -86,6 +86,6 @@ def db_current(as_json: JsonOption = False) -> None:
         typer.echo(json.dumps(payload, indent=2))
         return
     state = "up to date" if current == head else "behind: run `infertune db upgrade`"
-    if current is None and db.is_fresh():
+    if current is None:
         state = "not created yet: `infertune db upgrade` (or any command) creates it"
     typer.echo(f"{payload['url']}: revision {current or 'base'} (head {head}), {state}.")

@@ -11,6 +11,7 @@ from infertune.cli._common import (
     JsonOption,
     StorageOption,
     StudyArgument,
+    check_tracking,
     current_settings,
     platform_db,
     settings_storage,
@@ -50,7 +51,9 @@ def worker(
     Workers on many machines share the study through its storage (PostgreSQL; the MLflow
     server must be reachable too). The hardware fingerprint must match the study's. A trial
     whose worker dies is failed after the grace period and retried; `infertune reconcile`
-    (run by every worker at start) ends the MLflow runs that no worker will end.
+    (run by every worker at start) ends the MLflow runs that no worker will end. A worker
+    leaves once the budget is met: it waits for running trials of others to finish (or
+    to be failed, if their process died) rather than leave the budget unmet.
     """
     from infertune.cli._display import Reporter
     from infertune.measure.engine import Engine
@@ -59,10 +62,13 @@ def worker(
 
     settings = current_settings()
     url = settings_storage(storage)
+    check_tracking()
     opened, space = join_study(settings, study, url, trials, heartbeat, ignore_hardware)
     with Reporter() as reporter, Engine(settings, on_event=reporter) as engine:
         subject = resolve_study_subject(engine, opened)
-        run = StudyRun(settings, platform_db(), engine, opened, subject, space, url, reporter)
+        run = StudyRun(
+            settings, platform_db(), engine, opened, subject, space, url, reporter, heartbeat
+        )
         try:
             ran = run.execute(trials, owner=False).trials_run
         except KeyboardInterrupt:
@@ -78,23 +84,29 @@ def reconcile(
     storage: StorageOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Fail trials whose worker died and end their MLflow runs as KILLED.
+    """Fail trials whose process died and end the MLflow runs nobody will end.
 
-    Safe to run at any time: a trial is stale only when its heartbeat stopped (studies run
-    with `infertune worker` record heartbeats).
+    Safe to run at any time. A trial's process is dead when it was on this host and its PID
+    ended (known at once), or when its heartbeat stopped for longer than the grace period;
+    its trial is failed (and retried; it does not count against the budget) and its MLflow
+    run ended as KILLED. A study that no live process works on has its parent run ended too.
     """
-    import optuna
-
+    from infertune.tuning import queries
     from infertune.tuning.distributed import heartbeat_storage
     from infertune.tuning.distributed import reconcile as reconcile_study
 
     settings = current_settings()
     url = settings_storage(storage)
-    names = [study] if study else [s.study_name for s in optuna.get_all_study_summaries(url)]
+    db = platform_db()
+    if study:
+        queries.load(study, url)  # an unknown name: one line naming the studies there
+        names = [study]
+    else:
+        names = queries.study_names(url)
     results = {}
     for name in names:
-        opened = optuna.load_study(study_name=name, storage=heartbeat_storage(url))
-        results[name] = reconcile_study(settings, opened)
+        opened = queries.load(name, heartbeat_storage(url))
+        results[name] = reconcile_study(settings, opened, db)
     if as_json:
         typer.echo(json.dumps(results, indent=2))
         return
@@ -102,4 +114,5 @@ def reconcile(
         typer.echo(
             f"{name}: {counts['stale_trials_failed']} stale trial(s) failed, "
             f"{counts['runs_killed']} MLflow run(s) ended as KILLED"
+            + (", its parent run ended" if counts["parent_runs_ended"] else "")
         )

@@ -155,6 +155,9 @@ def _retune(settings: Settings, db: Database, schedule: Schedule) -> dict[str, A
             Path(spec.train_data) if spec.train_data else None,
             spec.x_key,
             spec.y_key,
+            output=spec.output,
+            x_keys=spec.x_keys,
+            trust_saved_model=spec.trust_saved_model,
         )
         trials = max(schedule.trials, len(warm))
         study, _ = open_study(

@@ -1,8 +1,10 @@
 """The scheduler service (``infertune scheduler``): APScheduler 3 on the platform database.
 
-- Jobs live in APScheduler's SQLAlchemy job store (table ``infertune_apscheduler_jobs``) in
-  the platform database, with explicit ids (``retune:<study>``), ``replace_existing`` and a
-  textual reference to the job function, so a restart keeps them without duplicating.
+- Jobs live in the platform database (table ``infertune_apscheduler_jobs``) as data, not
+  pickles (:class:`~infertune.scheduling.jobstore.DataJobStore`): the schedule, the reason
+  and the trigger's fields; the function is fixed and its arguments come from the job id,
+  so write access to the table cannot run code. Explicit ids (``retune:<study>``) and
+  ``replace_existing`` keep a restart from duplicating them.
 - The schedules table is the truth: the service syncs it into the job store every few
   seconds (added, changed, paused, resumed, removed schedules).
 - Exactly one service per database (``infertune.scheduling.lock``).
@@ -64,7 +66,8 @@ _SETTINGS: Settings | None = None
 def scheduled_retune(name: str, trigger: str = "schedule") -> int:
     """The job function: one re-tune of ``name`` in its own process; its exit status."""
     settings = _SETTINGS or load_settings()
-    command = [sys.executable, "-m", "infertune", "schedule", "run-now", name, "--trigger", trigger]
+    command = [sys.executable, "-m", "infertune", "schedule", "run-now", "--trigger", trigger]
+    command += ["--", name]  # a name never passes as an option
     log_dir = settings.home / "scheduler"
     log_dir.mkdir(parents=True, exist_ok=True)
     with open(log_dir / f"{name.replace('/', '_')}.log", "ab") as out:
@@ -98,8 +101,9 @@ class SchedulerService:
 
     def __init__(self, settings: Settings, sync_s: float = 5.0, stale_after_s: float = 60.0):
         from apscheduler.executors.pool import ThreadPoolExecutor
-        from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
         from apscheduler.schedulers.background import BackgroundScheduler
+
+        from infertune.scheduling.jobstore import DataJobStore
 
         global _SETTINGS
         _SETTINGS = settings
@@ -111,7 +115,9 @@ class SchedulerService:
             self.db, stale_after_s=stale_after_s, heartbeat_s=min(10.0, stale_after_s / 4)
         )
         self.scheduler = BackgroundScheduler(
-            jobstores={"default": SQLAlchemyJobStore(engine=self.db.engine, tablename=JOB_TABLE)},
+            jobstores={
+                "default": DataJobStore(self.db.engine, JOB_TABLE, MISFIRE_GRACE_S),
+            },
             executors={"default": ThreadPoolExecutor(4)},
             job_defaults={
                 "coalesce": True,

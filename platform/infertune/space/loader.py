@@ -1,7 +1,13 @@
-"""Load a search-space YAML file; every problem becomes one line naming the file and key."""
+"""Load a search-space YAML file; every problem becomes one line naming the file and key.
+
+A path may name any file (``--space``, the dashboard's Launch form), so an error names the
+file, the line and the key, and never quotes what the file holds: a credentials file or
+``/etc/shadow`` passed by mistake must not end up in a terminal, a log or a web page.
+"""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +31,38 @@ def resolve_space_path(name_or_path: str) -> Path:
     return builtin if builtin.exists() else path
 
 
+#: The largest space file read (a search space is a few hundred bytes).
+MAX_BYTES = 1 << 20
+#: A key that may be named in an error: short and made of name characters.
+_KEY = re.compile(r"^[A-Za-z0-9_.-]{1,40}$")
+#: A quoted piece of a YAML problem: the file's own text unless it is one of the parser's
+#: token names (``'<scalar>'``) or a single character (``':'``, ``'\\t'``).
+_QUOTED = re.compile(r"'([^']*)'")
+
+
+def _quoted(match: re.Match[str]) -> str:
+    inner = match.group(1)
+    keep = len(inner) <= 2 or re.fullmatch(r"<[a-z ]+>", inner) is not None
+    return match.group(0) if keep else "(text not shown)"
+
+
+def _key(part: object) -> str:
+    """A key from the file, if it looks like a key name; else a placeholder."""
+    text = str(part)
+    return text if _KEY.match(text) else "(a key not shown)"
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """What the parser found and where, without the file's text."""
+    problem = str(getattr(exc, "problem", None) or "malformed YAML")
+    problem = _QUOTED.sub(_quoted, problem)
+    mark = getattr(exc, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return f"{problem}{where}"
+
+
 def _describe(error: dict[str, object]) -> str:
-    loc = [str(p) for p in error["loc"]]  # type: ignore[attr-defined]
+    loc = [_key(p) for p in error["loc"]]  # type: ignore[attr-defined]
     # Drop pydantic's union-branch names (e.g. "categorical", "int") from the location.
     loc = [p for p in loc if p not in ("categorical", "int", "float", "pow2")]
     where = ".".join(loc) or "(top level)"
@@ -47,7 +83,7 @@ def _allowed(error: Any) -> str:
         if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
             return ""
         model = annotation
-    where = ".".join(str(p) for p in error["loc"][:-1]) or "top-level"
+    where = ".".join(_key(p) for p in error["loc"][:-1]) or "top-level"
     return f"; allowed {where} keys: {', '.join(model.model_fields)}"
 
 
@@ -55,8 +91,9 @@ def load_space(name_or_path: str) -> tuple[SearchSpace, Path]:
     """Read and validate a search space.
 
     Raises:
-        InputError: The file is missing, is not YAML, or breaks the schema; the message
-            names the file, the key and what is allowed.
+        InputError: The file is missing, unreadable, not YAML, or breaks the schema; the
+            message names the file, the line or key and what is allowed, never the
+            file's content.
     """
     path = resolve_space_path(name_or_path)
     if not path.is_file():
@@ -66,13 +103,29 @@ def load_space(name_or_path: str) -> tuple[SearchSpace, Path]:
             f"shipped spaces: {shipped}."
         )
     try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
+        if path.stat().st_size > MAX_BYTES:
+            raise InputError(
+                f"Search space {path} is larger than {MAX_BYTES >> 20} MiB; a search space is "
+                "a short YAML file."
+            )
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"Search space {path} is not a UTF-8 text (YAML) file.") from None
+    except OSError as exc:
         raise InputError(
-            f"Search space {path} is not valid YAML: {' '.join(str(exc).split())}"
+            f"Search space {path} cannot be read: {exc.strerror or type(exc).__name__}."
         ) from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise InputError(f"Search space {path} is not valid YAML: {_yaml_problem(exc)}.") from None
     if not isinstance(raw, dict):
         raise InputError(f"Search space {path} must be a mapping with 'knobs' and 'objectives'.")
+    if not set(map(str, raw)) & set(SearchSpace.model_fields):
+        raise InputError(
+            f"Search space {path} is not a search space: none of its top-level keys is one of "
+            f"{', '.join(SearchSpace.model_fields)}."
+        )
     try:
         space = SearchSpace.model_validate(raw)
     except ValidationError as exc:

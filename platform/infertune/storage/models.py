@@ -10,7 +10,18 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, MetaData, String, Text, func
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 #: Stable constraint names, so migrations can refer to them on every database.
@@ -138,4 +149,28 @@ class SchedulerLock(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     holder: Mapped[str | None] = mapped_column(String(256), nullable=True)
     heartbeat_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    started_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+
+
+class StudyLease(Base):
+    """A process working on a study, with its heartbeat: its owner or one of its workers.
+
+    A study has at most one ``owner`` row that a live process holds (``tune``, a re-tune):
+    a second owner is refused, a dead one's row is taken over. Each ``worker`` has a row of
+    its own. The rows tell :func:`~infertune.tuning.distributed.reconcile` whether any live
+    process still works on a study (else it ends the study's MLflow parent run).
+    """
+
+    __tablename__ = "infertune_study_leases"
+    __table_args__ = (UniqueConstraint("study", "slot"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study: Mapped[str] = mapped_column(String(512), index=True)
+    slot: Mapped[str] = mapped_column(String(300))
+    """``owner``, or ``worker:`` and the holder's token."""
+    role: Mapped[str] = mapped_column(String(16))  # owner | worker
+    holder: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    """The holding process (:meth:`~infertune.locks.ProcessId.token`); none: free."""
+    heartbeat_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    stale_after_s: Mapped[float] = mapped_column(Float, default=30.0)
     started_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)

@@ -32,7 +32,7 @@ def save_study(
         record.data = {
             key: spec.get(key)
             for key in ("data", "data_sha256", "train_data", "train_data_sha256", "x_key", "y_key")
-        }
+        } | {key: spec[key] for key in ("x_keys", "output") if spec.get(key) is not None}
         record.space = dict(space)
         record.objectives = dict(space.get("objectives") or {})
         record.constraints = dict(space.get("constraints") or {})
@@ -79,3 +79,17 @@ def _promotion_dict(row: Promotion) -> dict[str, Any]:
         "reason": row.reason,
         "at": row.created_at.isoformat() if row.created_at else None,
     }
+
+
+def study_status_of(db: Database, name: str) -> str | None:
+    """The platform status of a recorded study (``None``: not recorded)."""
+    with db.session() as session:
+        return session.scalar(sa.select(StudyRecord.status).where(StudyRecord.name == name))
+
+
+def set_study_status(db: Database, name: str, status: str) -> None:
+    """Set the platform status of a recorded study (nothing if it is not recorded)."""
+    with db.session() as session:
+        session.execute(
+            sa.update(StudyRecord).where(StudyRecord.name == name).values(status=status)
+        )

@@ -6,16 +6,22 @@ runs stay linked explicitly (``mlflow.parentRunId``) and any thread or process c
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
+import os
+import socket
 import tempfile
 import time
+import urllib.parse
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from infertune.config import Settings
-from infertune.exceptions import InfertuneError
+from infertune.exceptions import InfertuneError, TrackingError, store_hint
+from infertune.locks import url_lock
 
 PARENT_TAG = "mlflow.parentRunId"
 STUDY_TAG = "infertune.study"
@@ -46,6 +52,51 @@ def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+#: Seconds to wait for an MLflow server to accept a connection before giving up.
+CONNECT_TIMEOUT_S = 5.0
+
+#: MLflow's HTTP retries, unless the user set them: its defaults (7 retries, backoff 2,
+#: 120 s timeout) make an unreachable server hang a command for minutes.
+_HTTP_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "60",
+}
+
+
+def check_server(uri: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
+    """Refuse an MLflow server that does not accept a connection within ``timeout_s``.
+
+    Raises:
+        TrackingError: One line naming the server and how to point elsewhere.
+    """
+    parts = urllib.parse.urlsplit(uri)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            return
+    except OSError as exc:
+        reason = "no answer" if isinstance(exc, TimeoutError) else exc.strerror or str(exc)
+        raise TrackingError(
+            f"The MLflow server {uri} cannot be reached ({reason} within {timeout_s:g} s): "
+            "start it, or pass --mlflow-uri (MLFLOW_TRACKING_URI) with a reachable server, or "
+            "leave it unset for the store inside the home folder."
+        ) from None
+
+
+def _db_reason(exc: BaseException) -> str:
+    """The database's own words under an MLflow error (its SQL statement left out)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        orig = getattr(seen, "orig", None)  # SQLAlchemy's wrapper of the driver's error
+        if orig is not None and str(orig).strip():
+            return str(orig).strip().splitlines()[0]
+        seen = seen.__cause__
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 class Tracker:
     """MLflow for one tracking URI (default: SQLite and artifacts inside home).
 
@@ -59,17 +110,52 @@ class Tracker:
         # MLflow and its migrations log at INFO on first use of a store; keep the CLI quiet.
         for name in ("mlflow", "alembic"):
             logging.getLogger(name).setLevel(logging.WARNING)
+        # MLflow's SQL store logs a full traceback for a database error it then raises:
+        # the raised error is reported (one line), so the log would only repeat it.
+        logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
         self.settings = settings
         self.uri = settings.tracking_uri
+        if self.uri.startswith(("http://", "https://")):
+            for name, value in _HTTP_DEFAULTS.items():
+                os.environ.setdefault(name, value)
+            check_server(self.uri)
         if self.uri.startswith("sqlite:///"):
             settings.home.mkdir(parents=True, exist_ok=True)
         try:
-            self.client = MlflowClient(tracking_uri=self.uri)
-        except Exception as exc:  # pragma: no cover - depends on the server
-            raise InfertuneError(f"Cannot open the MLflow store {self.uri}: {exc}") from exc
+            # MLflow creates its tables on first use of a database: one process at a time.
+            with url_lock(self.uri, "mlflow-tables"):
+                self.client = MlflowClient(tracking_uri=self.uri)
+        except InfertuneError:
+            raise
+        except Exception as exc:
+            text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise TrackingError(f"Cannot open the MLflow store {self.uri}: {text}") from None
+
+    @contextlib.contextmanager
+    def _writing(self, what: str) -> Iterator[None]:
+        """Report an MLflow store that cannot be written as one line (a read-only home).
+
+        Only for the study's set-up, before any trial: a trial's own calls fail the way
+        MLflow raises, so the study stops rather than failing trial after trial.
+        """
+        try:
+            yield
+        except InfertuneError:
+            raise
+        except Exception as exc:
+            reason = _db_reason(exc)
+            hint = store_hint(reason)
+            raise TrackingError(
+                f"Cannot {what} in the MLflow store {self.uri}: {reason}"
+                + (f"; {hint}." if hint else ".")
+            ) from None
 
     def experiment(self, name: str) -> str:
         """The experiment id for ``name``, created (artifacts inside home) if missing."""
+        with self._writing(f"open the experiment '{name}'"):
+            return self._experiment(name)
+
+    def _experiment(self, name: str) -> str:
         found = self.client.get_experiment_by_name(name)
         if found is not None:
             return str(found.experiment_id)
@@ -93,13 +179,21 @@ class Tracker:
         params: dict[str, Any],
         tags: dict[str, str],
     ) -> str:
-        """Open the study's parent run (reopened on resume)."""
-        if run_id is not None:
-            self.client.update_run(run_id, status="RUNNING")
-            return run_id
-        run = self.client.create_run(experiment_id, run_name=study, tags={STUDY_TAG: study, **tags})
-        self.log(run.info.run_id, params=params)
-        return str(run.info.run_id)
+        """Open the study's parent run (reopened on resume).
+
+        Raises:
+            TrackingError: The store cannot be written (one line: a read-only home, a full
+                disk).
+        """
+        with self._writing(f"open the parent run of study '{study}'"):
+            if run_id is not None:
+                self.client.update_run(run_id, status="RUNNING")
+                return run_id
+            run = self.client.create_run(
+                experiment_id, run_name=study, tags={STUDY_TAG: study, **tags}
+            )
+            self.log(run.info.run_id, params=params)
+            return str(run.info.run_id)
 
     def start_trial(
         self,
