@@ -8,6 +8,11 @@ as ``infertune bench``), times LiteRT fp32 and int8 unpruned and at prune ratio 
 fine-tuning, interleaved over ``--repeats`` rounds, and reports medians.
 
     python benchmarks/pruning_mobilenet.py [--alpha 0.5] [--epochs 6] [--repeats 3]
+        [--study-trials 27]
+
+With ``--study-trials N``, a ``quick`` study of the same model and data runs too (N trials,
+``--finetune-epochs`` after pruning) and its verified front is checked for an int8 point
+pruned by half within one accuracy point of the baseline.
 
 Prints a table and writes ``benchmarks/results/pruning-mobilenet-mobilenetv2-<alpha>.json``.
 """
@@ -15,19 +20,24 @@ Prints a table and writes ``benchmarks/results/pruning-mobilenet-mobilenetv2-<al
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+import yaml
 from _results import write_results
 
 from infertune.config import load_settings
 from infertune.knobs.spec import InferenceConfig
 from infertune.measure.engine import Engine
 from infertune.measure.window import MeasurementWindow
+from infertune.space.loader import BUILTIN_DIR
 
 CONFIGS = [
     {"runtime": "tflite", "precision": "fp32"},  # the reference: first
@@ -76,11 +86,71 @@ def _train(out_dir: str, alpha: float, epochs: int, seed: int) -> dict[str, Any]
     return {"keras_eval_accuracy": float(accuracy), "train_s": round(train_s, 1)}
 
 
+def quick_study(work: Path, trials: int, finetune_epochs: int) -> dict[str, Any]:
+    """A ``quick`` study of the trained model: is int8 + prune 0.5 on its verified front, and
+    how far is its accuracy from the baseline's?"""
+    space = yaml.safe_load((BUILTIN_DIR / "quick.yaml").read_text())
+    space["finetune_epochs"] = finetune_epochs
+    space_path = work / "quick.yaml"
+    space_path.write_text(yaml.safe_dump(space))
+    command = [
+        sys.executable, "-m", "infertune",
+        "--db-url", f"sqlite:///{work / 'studies.db'}",
+        "--mlflow-uri", f"sqlite:///{work / 'mlflow.db'}",
+        "tune", str(work / "model.keras"), "--data", str(work / "eval.npz"),
+        "--train-data", str(work / "train.npz"), "--space", str(space_path),
+        "--trials", str(trials), "--study", "mobilenet-quick", "--json",
+    ]  # fmt: skip
+    print(f"quick study ({trials} trials) ...", flush=True)
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        sys.exit(f"tune failed: {done.stderr.strip()[-800:]}")
+    front = json.loads(done.stdout)
+    baseline = front["baseline"]["accuracy"]
+    halves = [
+        p
+        for p in front["points"]
+        if p["config"]["precision"] == "int8" and abs(p["config"]["prune_ratio"] - 0.5) < 1e-6
+    ]
+    best = max(halves, key=lambda p: p["figures"]["accuracy"], default=None)
+    result = {
+        "trials": trials,
+        "finetune_epochs": finetune_epochs,
+        "baseline_accuracy": baseline,
+        "front": [
+            {
+                "config": p["config"],
+                "accuracy": p["figures"]["accuracy"],
+                "p95": p["figures"]["latency_p95_ms"],
+            }
+            for p in front["points"]
+        ],
+        "int8_prune_half_on_front": best is not None,
+        "int8_prune_half_accuracy": best["figures"]["accuracy"] if best else None,
+        "int8_prune_half_drop_points": (
+            100 * (baseline - best["figures"]["accuracy"]) if best else None
+        ),
+    }
+    print(
+        "quick study: int8 + prune 0.5 "
+        + (
+            f"on the front at accuracy {result['int8_prune_half_accuracy']:.4f} "
+            f"({result['int8_prune_half_drop_points']:+.2f} points below the baseline's "
+            f"{baseline:.4f})"
+            if best
+            else "not on the front"
+        ),
+        flush=True,
+    )
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--alpha", type=float, default=0.5)
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--finetune-epochs", type=int, default=3)
+    parser.add_argument("--study-trials", type=int, default=0)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--min-duration", type=float, default=2.0)
     parser.add_argument(
@@ -107,6 +177,9 @@ def main() -> None:
                     f"p50 {result.latency_p50_ms:.3f} ms  accuracy {result.accuracy:.4f}",
                     flush=True,
                 )
+    study = (
+        quick_study(work, args.study_trials, args.finetune_epochs) if args.study_trials else None
+    )
     base = statistics.median(r.latency_p50_ms for r in runs[configs[0].label()])
     rows = []
     for config in configs:
@@ -147,6 +220,7 @@ def main() -> None:
             "repeats": args.repeats,
             **trained,
             "rows": rows,
+            "quick_study": study,
         },
     )
 

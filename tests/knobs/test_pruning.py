@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -10,8 +12,11 @@ import pytest
 keras = pytest.importorskip("keras")
 
 from infertune.exceptions import PruningError  # noqa: E402
-from infertune.knobs.pruning import prune_model  # noqa: E402
+from infertune.knobs.pruning import prune_model, prune_op  # noqa: E402
 from infertune.models.graph import check_prunable  # noqa: E402
+from infertune.workers.protocol import PruneRequest, TrainingData  # noqa: E402
+from infertune.workers.server import WorkerContext  # noqa: E402
+from tests.multiio import MultiIO  # noqa: E402
 
 
 def _cnn(head: str = "flatten") -> Any:
@@ -102,3 +107,35 @@ def test_unsupported_layer_is_named() -> None:
     )
     with pytest.raises(PruningError, match="Layer 'rnn' of type LSTM is not supported"):
         prune_model(model, 0.5)
+
+
+def test_a_two_input_model_is_pruned_and_fine_tuned_on_both_inputs(
+    multiio: MultiIO, tmp_path: Path
+) -> None:
+    out = tmp_path / "pruned.keras"
+    events = io.StringIO()
+    result = prune_op(
+        WorkerContext(events),
+        PruneRequest(
+            source=str(multiio.two_input),
+            out_path=str(out),
+            ratio=0.5,
+            task={"kind": "classification", "classes": 10, "one_hot": False, "probabilities": True},
+            train=TrainingData(path=str(multiio.train_named), x_keys=["image", "features"]),
+            epochs=1,
+        ),
+    )
+    pruned = keras.saving.load_model(out, compile=False)
+    # Each input keeps its name, shape and channels; the hidden layers lose half their units.
+    assert [(t.name, tuple(t.shape)) for t in pruned.inputs] == [
+        ("image", (None, 8, 8, 1)),
+        ("features", (None, 16)),
+    ]
+    assert pruned.get_layer("conv1").filters == 8 and pruned.get_layer("dense_features").units == 8
+    assert pruned.get_layer("digit").units == 10
+    assert result.params_after < result.params_before / 2
+    assert result.finetune_epochs == 1 and result.finetune_loss is not None
+    with np.load(multiio.eval_named) as data:
+        x, y = [data["image"], data["features"]], data["y"]
+    accuracy = float(np.mean(np.argmax(pruned(x), axis=1) == y))
+    assert accuracy > 0.6, accuracy  # fine-tuned on both inputs (unrecovered: ~0.1-0.5)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from infertune.exceptions import InputError
-from infertune.models.data import check_compatible, load_dataset
+from infertune.models.data import check_compatible, check_inputs, input_keys, load_dataset
 
 
 def test_good_file(npz) -> None:  # type: ignore[no-untyped-def]
@@ -82,3 +82,71 @@ def test_dtype_mismatch(npz) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(InputError, match="is float32 but the model's input is int32"):
         check_compatible(data, [None, 4], "int32")
     check_compatible(data, [None, None], "float32")
+
+
+# -- several inputs ---------------------------------------------------------------------------
+
+
+def _two(npz, **arrays):  # type: ignore[no-untyped-def]
+    rng = np.random.default_rng(0)
+    defaults = {"y": np.arange(4)}
+    return npz(**{**defaults, **{k: rng.random(v) for k, v in arrays.items()}})
+
+
+def test_inputs_are_matched_by_name_first(npz) -> None:  # type: ignore[no-untyped-def]
+    path = _two(npz, image=(4, 8, 8, 1), features=(4, 16), x0=(4, 3))
+    assert input_keys(path, ["image", "features"]) == ("image", "features")
+
+
+def test_inputs_fall_back_to_positional_names(npz) -> None:  # type: ignore[no-untyped-def]
+    path = _two(npz, x0=(4, 8, 8, 1), x1=(4, 16))
+    assert input_keys(path, ["image", "features"]) == ("x0", "x1")
+    # --x-key is the prefix of the positional names; one input keeps --x-key itself.
+    path = _two(npz, in0=(4, 8, 8, 1), features=(4, 16))
+    assert input_keys(path, ["image", "features"], x_key="in") == ("in0", "features")
+    assert input_keys(path, ["image"], x_key="in0") == ("in0",)
+
+
+def test_a_missing_input_array_lists_inputs_and_arrays(npz) -> None:  # type: ignore[no-untyped-def]
+    path = _two(npz, image=(4, 8, 8, 1), other=(4, 16))
+    with pytest.raises(InputError) as info:
+        input_keys(path, ["image", "features"])
+    message = str(info.value)
+    assert "no array for the model's input(s) 'features'" in message
+    assert "'image' (or 'x0'), 'features' (or 'x1')" in message
+    assert "the file has 'y', 'image', 'other'" in message
+    assert "\n" not in message
+
+
+def test_two_inputs_reading_one_array_are_ambiguous(npz) -> None:  # type: ignore[no-untyped-def]
+    # "image" is missing, so it would read x0 by position: the array of the input named x0.
+    path = _two(npz, x0=(4, 16), x1=(4, 3))
+    with pytest.raises(InputError, match=r"ambiguous: .*'image' <- 'x0', 'x0' <- 'x0'"):
+        input_keys(path, ["image", "x0"])
+
+
+def test_every_input_array_must_hold_every_sample(npz) -> None:  # type: ignore[no-untyped-def]
+    path = npz(a=np.zeros((4, 2)), b=np.zeros((3, 5)), y=np.arange(4))
+    with pytest.raises(InputError, match=r"has 3 inputs \('b'\) but 4 targets"):
+        load_dataset(path, ("a", "b"))
+    data = load_dataset(
+        npz("ok.npz", a=np.zeros((4, 2)), b=np.ones((4, 5)), y=np.arange(4)), ("a", "b")
+    )
+    assert data.x_keys == ("a", "b") and data.x_key == "a"
+    assert data.x_shapes == ((4, 2), (4, 5)) and data.size == 4
+    assert [x.shape for x in data.load_inputs(limit=2)] == [(2, 2), (2, 5)]
+
+
+def test_each_input_is_checked_against_its_array(npz) -> None:  # type: ignore[no-untyped-def]
+    data = load_dataset(
+        npz(a=np.zeros((4, 2)), b=np.zeros((4, 5), dtype="float32"), y=np.arange(4)), ("a", "b")
+    )
+    inputs = [
+        {"name": "first", "shape": [None, 2], "dtype": "float32"},
+        {"name": "second", "shape": [None, 6], "dtype": "float32"},
+    ]
+    with pytest.raises(InputError, match=r"but the model's input 'second' expects \(6,\)"):
+        check_inputs(data, inputs)
+    with pytest.raises(InputError, match="The model has 1 input"):
+        check_inputs(data, inputs[:1])
+    check_inputs(data, [inputs[0], {**inputs[1], "shape": [None, 5]}])

@@ -22,6 +22,7 @@ from infertune.measure.engine import PREDICT_TIMEOUT, Engine, Subject
 from infertune.runtimes import Precision, RuntimeBackend, backend_names, get_backend
 from infertune.workers.protocol import PingRequest, PredictRequest
 from tests.conftest import QUICK
+from tests.multiio import MultiIO
 
 PYFUNC_FILE = Path(infertune.promotion.__file__).with_name("pyfunc_model.py")
 CASES = [
@@ -96,7 +97,7 @@ def test_backend_builds_loads_and_agrees_with_fp32(
             artifact=str(variant.path),
             runtime=name,
             data_path=str(cnn.eval_data.path),
-            x_key=cnn.eval_data.x_key,
+            x_keys=cnn.x_keys,
             out_path=str(out),
         ),
         timeout=PREDICT_TIMEOUT,
@@ -166,3 +167,93 @@ def test_pyfunc_round_trip_without_infertune(
     assert served.shape == reference.shape
     agreement = np.mean(served.argmax(axis=1) == reference.argmax(axis=1))
     assert agreement >= 0.9
+
+
+# -- a model with two inputs ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def two_input(engine: Engine, multiio: MultiIO) -> Subject:
+    """The two-input digits model (image and features), its arrays named after its inputs."""
+    return engine.resolve(str(multiio.two_input), multiio.eval_named, multiio.train_named)
+
+
+@pytest.mark.parametrize(("name", "precision"), CASES)
+def test_two_input_model_builds_loads_and_agrees_with_fp32(
+    engine: Engine, two_input: Subject, tmp_path: Path, name: str, precision: Precision
+) -> None:
+    config = _config(name, precision, threads=1, batch_size=3)
+    variant = engine.variant(two_input, config)
+    out = tmp_path / "predictions.npy"
+    answer = engine.measure_worker(name, 1).request(
+        PredictRequest(
+            artifact=str(variant.path),
+            runtime=name,
+            data_path=str(two_input.eval_data.path),
+            x_keys=two_input.x_keys,
+            out_path=str(out),
+            batch_size=7,  # a last, smaller batch too
+        ),
+        timeout=PREDICT_TIMEOUT,
+    )
+    reference = engine.reference_predictions(two_input)
+    assert tuple(answer.shape) == reference.shape == (two_input.eval_data.size, 10)
+    scores = engine.evaluate(two_input, variant, config)
+    assert scores.agreement is not None
+    assert scores.agreement >= MIN_AGREEMENT.get(precision, 0.95)
+    timing = engine.time(two_input, variant, config, QUICK)
+    assert timing.valid and timing.batch_size == 3
+
+
+_SERVE_DICT = """
+import sys
+sys.modules["infertune"] = None  # a served model must not need infertune
+import numpy as np
+import mlflow.pyfunc
+model = mlflow.pyfunc.load_model(sys.argv[1])
+with np.load(sys.argv[2]) as data:
+    inputs = {name: data[name] for name in data.files}
+np.save(sys.argv[3], model.predict(inputs))
+try:
+    model.predict({"image": inputs["image"]})
+except Exception as exc:
+    print("refused:", exc)
+"""
+
+
+@pytest.mark.parametrize(("name", "precision"), CASES)
+def test_two_input_pyfunc_takes_a_dict_by_input_name(
+    engine: Engine, two_input: Subject, tmp_path: Path, name: str, precision: Precision
+) -> None:
+    import mlflow.pyfunc
+    from mlflow.models import infer_signature
+
+    backend = get_backend(name)
+    variant = engine.variant(two_input, _config(name, precision, threads=1, batch_size=4))
+    sample = two_input.serving_sample(10)
+    assert isinstance(sample, dict)
+    model_dir = tmp_path / "model"
+    mlflow.pyfunc.save_model(
+        str(model_dir),
+        python_model=str(PYFUNC_FILE),
+        artifacts={"variant": str(variant.path)},
+        # The signature as the promotion records it: the inputs by name.
+        signature=infer_signature(sample, engine.reference_predictions(two_input)[:10]),
+        **backend.pyfunc_options(precision, threads=1, batch_size=4),
+    )
+    inputs = {"features": sample["features"], "image": sample["image"]}  # any key order
+    x_path, out = tmp_path / "x.npz", tmp_path / "served.npy"
+    np.savez(x_path, **inputs)
+    proc = subprocess.run(
+        [sys.executable, "-c", _SERVE_DICT, str(model_dir), str(x_path), str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "refused:" in proc.stdout and "features" in proc.stdout
+    served = np.load(out)
+    reference = engine.reference_predictions(two_input)[:10]
+    assert served.shape == reference.shape
+    assert np.mean(served.argmax(axis=1) == reference.argmax(axis=1)) >= 0.9

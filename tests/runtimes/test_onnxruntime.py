@@ -94,5 +94,5 @@ def test_a_two_output_model_is_refused_with_one_line(tmp_path: Path) -> None:
     )
     path = tmp_path / "model.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
-    with pytest.raises(InputError, match="2 outputs; infertune runs single-input"):
+    with pytest.raises(InputError, match="2 outputs; infertune runs models cut to one output"):
         get_backend("onnxruntime").load(str(path), threads=1)

@@ -85,5 +85,5 @@ def test_a_two_output_model_is_refused_with_one_line(tmp_path: Path) -> None:
     model = ov.Model([opset.relu(x), opset.sigmoid(x)], [x], "two_outputs")
     folder = tmp_path / "openvino"
     ov.save_model(model, str(folder / IR_FILE))
-    with pytest.raises(InputError, match="2 outputs; infertune runs single-input"):
+    with pytest.raises(InputError, match="2 outputs; infertune runs models cut to one output"):
         get_backend("openvino").load(str(folder), threads=1)

@@ -7,7 +7,16 @@ from pydantic import ValidationError
 
 from infertune.exceptions import WorkerError
 from infertune.workers import WorkerProcess, WorkerRole
-from infertune.workers.protocol import REQUESTS, PingRequest, PingResult, PruneRequest
+from infertune.workers.protocol import (
+    REQUESTS,
+    CalibrationData,
+    LoadRequest,
+    PingRequest,
+    PingResult,
+    PredictRequest,
+    PruneRequest,
+    TrainingData,
+)
 from infertune.workers.server import HANDLERS
 
 
@@ -37,3 +46,18 @@ def test_typed_answer_and_worker_side_validation() -> None:
                 {"source": "m.keras", "out_path": "o.keras", "ratio": "half", "task": {}},
                 timeout=60,
             )
+
+
+def test_requests_name_one_array_per_model_input() -> None:
+    request = PredictRequest(
+        artifact="a", runtime="tf", data_path="d.npz", x_keys=["image", "features"], out_path="o"
+    )
+    assert request.x_keys == ["image", "features"] and request.x_key == "image"
+    assert "x_key" not in request.model_dump()  # derived, never sent
+    assert TrainingData(path="t.npz").x_keys == ["x"]
+    with pytest.raises(ValidationError, match="at least 1 item"):
+        CalibrationData(path="c.npz", x_keys=[], samples=10)
+    with pytest.raises(ValidationError, match="Extra inputs are not permitted"):
+        LoadRequest.model_validate(
+            {"artifact": "a", "runtime": "tf", "data_path": "d", "x_key": "x", "batch_size": 1}
+        )

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from infertune.models.data import read_inputs
 from infertune.models.graph import count_macs, plan
 from infertune.models.inspect import load_keras_model
 from infertune.models.training import fit, save_for_inference
@@ -87,13 +88,16 @@ def _loss_for_task(keras: Any, task: dict[str, Any]) -> Any:
 def finetune(
     ctx: WorkerContext,
     model: Any,
-    x: np.ndarray,
+    x: np.ndarray | list[np.ndarray],
     y: np.ndarray,
     task: dict[str, Any],
     epochs: int,
-    learning_rate: float = 1e-3,
+    learning_rate: float = 2e-3,
 ) -> float:
-    """Train briefly after pruning (accuracy collapses without it); returns the last loss."""
+    """Train briefly after pruning (accuracy collapses without it); returns the last loss.
+
+    ``x`` is the input array, or one array per input (model order) for several inputs.
+    """
     history = fit(
         ctx,
         model,
@@ -117,9 +121,14 @@ def prune_op(ctx: WorkerContext, request: PruneRequest) -> PruneResult:
     finetune_epochs, finetune_loss = 0, None
     train = request.train
     if train is not None and request.epochs > 0:
+        xs = read_inputs(train.path, train.x_keys, [t.dtype for t in pruned.inputs])
         with np.load(train.path) as data:
-            x, y = data[train.x_key].astype(pruned.inputs[0].dtype), data[train.y_key]
-        finetune_loss = finetune(ctx, pruned, x, y, request.task, request.epochs)
+            y = data[train.y_key]
+        # A model with several inputs trains on the list of its input arrays (model order).
+        x = xs[0] if len(xs) == 1 else xs
+        finetune_loss = finetune(
+            ctx, pruned, x, y, request.task, request.epochs, request.learning_rate
+        )
         finetune_epochs = request.epochs
     save_for_inference(pruned, request.out_path)
     return PruneResult(

@@ -15,7 +15,7 @@ from infertune.workers.tfsetup import import_tensorflow
 def fit(
     ctx: WorkerContext,
     model: Any,
-    x: np.ndarray,
+    x: np.ndarray | list[np.ndarray],
     y: np.ndarray,
     *,
     loss: Any,
@@ -33,7 +33,9 @@ def fit(
     import_tensorflow()
     import keras
 
-    total = epochs * -(-len(x) // batch_size)
+    # A model with several inputs trains on a list of arrays, one per input.
+    samples = len(x[0]) if isinstance(x, list) else len(x)
+    total = epochs * -(-samples // batch_size)
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, total)
     model.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss, metrics=metrics)
 

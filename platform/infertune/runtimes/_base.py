@@ -16,7 +16,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from importlib import metadata
@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 import numpy as np
+
+from infertune.models.data import read_inputs
 
 
 class Precision(StrEnum):
@@ -48,29 +50,54 @@ class Calibration:
 
     Attributes:
         path: The ``.npz`` file holding the inputs.
-        x_key: Name of the input array in it.
+        x_keys: Names of the input arrays in it, one per model input in the model's order.
         samples: How many inputs to take, evenly spaced over the file.
     """
 
     path: Path
-    x_key: str
+    x_keys: tuple[str, ...]
     samples: int
 
+    @property
+    def x_key(self) -> str:
+        """The first input's array (all a single-input model has)."""
+        return self.x_keys[0]
+
+    def load_inputs(self, dtypes: Sequence[Any]) -> list[np.ndarray]:
+        """The evenly spaced, deterministic sample: one array per input (build worker)."""
+        xs = read_inputs(self.path, self.x_keys)
+        idx = np.linspace(0, len(xs[0]) - 1, num=min(self.samples, len(xs[0]))).astype(int)
+        return [np.ascontiguousarray(x[idx], dtype=d) for x, d in zip(xs, dtypes, strict=True)]
+
     def load(self, dtype: Any) -> np.ndarray:
-        """The evenly spaced, deterministic sample of inputs (in the build worker)."""
-        with np.load(self.path) as data:
-            x = data[self.x_key]
-        idx = np.linspace(0, len(x) - 1, num=min(self.samples, len(x))).astype(int)
-        return np.ascontiguousarray(x[idx], dtype=dtype)
+        """The sample of the first input (all a single-input model has)."""
+        return self.load_inputs([dtype] * len(self.x_keys))[0]
+
+    def feeds(self, names: Sequence[str], dtypes: Sequence[Any]) -> list[dict[str, np.ndarray]]:
+        """The sample as single-sample batches keyed by input name (model order of names)."""
+        xs = self.load_inputs(dtypes)
+        return [
+            {name: x[i : i + 1] for name, x in zip(names, xs, strict=True)}
+            for i in range(len(xs[0]))
+        ]
+
+
+#: One call's inputs: an array (single-input models), or one array per input in the
+#: model's input order (:attr:`Runner.input_names`).
+Batch = np.ndarray | Sequence[np.ndarray]
 
 
 class Runner(Protocol):
     """A loaded artifact, ready to run batches (what a loader module's ``load`` returns)."""
 
+    input_names: list[str]
+    """The model's inputs, in its order (the order of a :data:`Batch`'s arrays)."""
+    input_dtypes: list[np.dtype[Any]]
+    """The dtype each input expects; callers cast batches to them before timing."""
     input_dtype: np.dtype[Any]
-    """The dtype the model's input expects; callers cast batches to it before timing."""
+    """The first input's dtype (all a single-input model has)."""
 
-    def predict(self, batch: np.ndarray) -> np.ndarray:
+    def predict(self, batch: Batch) -> np.ndarray:
         """Run one call on one batch (first axis: samples) and return the output."""
         ...
 
@@ -181,7 +208,8 @@ class RuntimeBackend(ABC):
         :attr:`loader_module`: a LiteRT worker never imports TensorFlow.
 
         Raises:
-            InputError: The artifact is not a single-input, single-output model.
+            InputError: The artifact has several outputs (a model is cut to its scored
+                output before it is built).
         """
 
     def loader(self) -> Any:

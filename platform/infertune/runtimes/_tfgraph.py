@@ -22,16 +22,24 @@ class ServingFunction:
     """A model's inference call as one ``tf.function``.
 
     Attributes:
-        function: The ``tf.function``: one batch in (first axis ``None``), one tensor out.
-        input_spec: Its input signature's ``tf.TensorSpec`` (named ``input``).
-        input_dtype: The input's numpy dtype (calibration samples are cast to it).
+        function: The ``tf.function``: one batch per input in (first axis ``None``), one
+            tensor out.
+        input_specs: Its input signature: one ``tf.TensorSpec`` per input, in the model's
+            order, named after the model's inputs (``input`` for a SavedModel's one input),
+            which the converted models' inputs are then named after.
+        input_dtypes: The inputs' numpy dtypes (calibration samples are cast to them).
         keep_alive: The loaded model, which the function's variables belong to.
     """
 
     function: Any
-    input_spec: Any
-    input_dtype: np.dtype[Any]
+    input_specs: list[Any]
+    input_dtypes: list[np.dtype[Any]]
     keep_alive: Any
+
+    @property
+    def input_names(self) -> list[str]:
+        """The inputs' names, in the model's order."""
+        return [str(spec.name) for spec in self.input_specs]
 
 
 def serving_function(source: Path, source_format: str) -> ServingFunction:
@@ -42,7 +50,8 @@ def serving_function(source: Path, source_format: str) -> ServingFunction:
         source_format: ``"keras"`` or ``"savedmodel"``.
 
     Raises:
-        InputError: The model is not a single-input, single-output model.
+        InputError: The model has several outputs (it is cut to the scored one first), or is
+            a SavedModel with several inputs.
     """
     from infertune.models.inspect import load_keras_model
     from infertune.workers.tfsetup import import_tensorflow
@@ -55,33 +64,38 @@ def serving_function(source: Path, source_format: str) -> ServingFunction:
         if len(inputs) != 1 or len(signature.structured_outputs) != 1:
             raise InputError(
                 f"{source} has {len(inputs)} inputs and {len(signature.structured_outputs)} "
-                "outputs; infertune runs single-input, single-output models."
+                "outputs; infertune runs a SavedModel with one input and one output."
             )
         ((name, spec),) = inputs.items()
 
-        def call(x: Any) -> Any:
-            (out,) = signature(**{name: x}).values()
+        def call(*xs: Any) -> Any:
+            (out,) = signature(**{name: xs[0]}).values()
             return out
 
         keep_alive: Any = loaded
-        shape, dtype = spec.shape[1:], spec.dtype
+        specs = [tf.TensorSpec([None, *spec.shape[1:]], spec.dtype, name="input")]
     else:
         model = load_keras_model(str(source))
-        if len(model.inputs) != 1 or len(model.outputs) != 1:
+        if len(model.outputs) != 1:
             raise InputError(
-                f"{source} has {len(model.inputs)} inputs and {len(model.outputs)} outputs; "
-                "infertune runs single-input, single-output models."
+                f"{source} has {len(model.outputs)} outputs; infertune runs a model cut to "
+                "its scored output."
             )
+        several = len(model.inputs) > 1
 
-        def call(x: Any) -> Any:
-            return model(x, training=False)
+        def call(*xs: Any) -> Any:
+            return model(list(xs) if several else xs[0], training=False)
 
         keep_alive = model
-        shape, dtype = model.inputs[0].shape[1:], tf.as_dtype(model.inputs[0].dtype)
-    input_spec = tf.TensorSpec([None, *shape], dtype, name="input")
+        specs = [
+            tf.TensorSpec(
+                [None, *t.shape[1:]], tf.as_dtype(t.dtype), name=t.name if several else "input"
+            )
+            for t in model.inputs
+        ]
     return ServingFunction(
-        function=tf.function(call, input_signature=[input_spec]),
-        input_spec=input_spec,
-        input_dtype=np.dtype(dtype.as_numpy_dtype),
+        function=tf.function(call, input_signature=specs),
+        input_specs=specs,
+        input_dtypes=[np.dtype(s.dtype.as_numpy_dtype) for s in specs],
         keep_alive=keep_alive,
     )

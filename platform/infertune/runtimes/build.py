@@ -24,7 +24,7 @@ def build_op(ctx: WorkerContext, request: BuildRequest) -> BuildResult:
         Path(request.out_path),
         Precision(request.precision),
         (
-            Calibration(Path(calibration.path), calibration.x_key, calibration.samples)
+            Calibration(Path(calibration.path), tuple(calibration.x_keys), calibration.samples)
             if calibration is not None
             else None
         ),

@@ -25,14 +25,14 @@ DYNAMIC_OP_TYPES = ("MatMul", "Gemm")
 
 
 class _CalibrationReader:
-    """Feeds calibration samples to ``quantize_static``, one single-sample batch per call.
+    """Feeds calibration samples to ``quantize_static``, one single-sample feed per call.
 
-    (``onnxruntime.quantization.CalibrationDataReader`` accepts any object with
-    ``get_next``.)
+    A feed maps each of the model's inputs to its batch of one. (``onnxruntime.quantization.
+    CalibrationDataReader`` accepts any object with ``get_next``.)
     """
 
-    def __init__(self, input_name: str, samples: np.ndarray) -> None:
-        self._feeds = iter([{input_name: sample[None, ...]} for sample in samples])
+    def __init__(self, feeds: list[dict[str, np.ndarray]]) -> None:
+        self._feeds = iter(feeds)
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         """The next feed, or ``None`` when the samples are used up."""
@@ -100,7 +100,7 @@ class ONNXRuntimeBackend(RuntimeBackend):
         progress(f"converting to ONNX ({precision})")
         try:
             model_proto, _ = tf2onnx.convert.from_function(
-                serving.function, input_signature=[serving.input_spec], opset=OPSET
+                serving.function, input_signature=serving.input_specs, opset=OPSET
             )
         except Exception as exc:
             raise BuildError(f"ONNX conversion (tf2onnx) failed: {one_line(exc)}") from exc
@@ -113,9 +113,11 @@ class ONNXRuntimeBackend(RuntimeBackend):
         if precision is Precision.INT8:
             if calibration is None:
                 raise BuildError("ONNX Runtime static int8 quantization needs calibration data.")
-            samples = calibration.load(serving.input_dtype)
-            reader = _CalibrationReader(model_proto.graph.input[0].name, samples)
-            details["calibration_samples"] = len(samples)
+            # The graph's inputs are the serving function's, in the model's order.
+            names = [port.name for port in model_proto.graph.input]
+            feeds = calibration.feeds(names, serving.input_dtypes)
+            reader = _CalibrationReader(feeds)
+            details["calibration_samples"] = len(feeds)
         quantization = timed_import("onnxruntime.quantization")
         # Intermediate models go to a folder of their own: out_path's folder is published.
         with tempfile.TemporaryDirectory(prefix="infertune-onnx-") as tmp:

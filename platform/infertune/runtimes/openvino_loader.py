@@ -36,7 +36,7 @@ _COMPILED_SHAPES = 2
 
 
 class UnsupportedModel(ValueError):
-    """The artifact is not a single-input, single-output model."""
+    """The artifact is not a model infertune can run (several outputs)."""
 
 
 def ir_path(artifact: str) -> str:
@@ -48,7 +48,8 @@ class OpenVINORunner:
     """An OpenVINO model compiled for the CPU with the latency hint, one batch shape at a time.
 
     The IR has a dynamic batch axis; each batch shape is compiled static on first use (static
-    shapes run faster), and the last two compiled shapes are kept.
+    shapes run faster), and the last two compiled shapes are kept. A batch of a model with
+    several inputs is one array per input, in the IR's input order (the model's).
 
     Args:
         path: The artifact folder (or its ``model.xml``).
@@ -62,10 +63,9 @@ class OpenVINORunner:
         self._core = ov.Core()
         self._model = self._core.read_model(ir_path(path))
         inputs, outputs = self._model.inputs, self._model.outputs
-        if len(inputs) != 1 or len(outputs) != 1:
+        if len(outputs) != 1:
             raise UnsupportedModel(
-                f"{path} has {len(inputs)} inputs and {len(outputs)} outputs; infertune runs "
-                "single-input, single-output models."
+                f"{path} has {len(outputs)} outputs; infertune runs models cut to one output."
             )
         self.precision = (
             str(self._model.get_rt_info(PRECISION_RT_INFO).astype(str))
@@ -82,20 +82,29 @@ class OpenVINORunner:
         }
         if threads is not None:
             self._config["INFERENCE_NUM_THREADS"] = threads
-        self.input_dtype: np.dtype[Any] = np.dtype(inputs[0].get_element_type().to_dtype())
-        self._input_shape = inputs[0].get_partial_shape()
-        self._compiled: OrderedDict[tuple[int, ...], tuple[Any, Any]] = OrderedDict()
-        self._shape: tuple[int, ...] | None = None
+        self.input_names: list[str] = [port.get_any_name() for port in inputs]
+        self.input_dtypes: list[np.dtype[Any]] = [
+            np.dtype(port.get_element_type().to_dtype()) for port in inputs
+        ]
+        self.input_dtype: np.dtype[Any] = self.input_dtypes[0]
+        self._input_shapes = [port.get_partial_shape() for port in inputs]
+        self._compiled: OrderedDict[tuple[tuple[int, ...], ...], tuple[Any, Any]] = OrderedDict()
+        self._shape: tuple[tuple[int, ...], ...] | None = None
         self._request: Any = None
         self._last: Any = None
 
-    def _compile(self, shape: tuple[int, ...]) -> None:
+    def _compile(self, shape: tuple[tuple[int, ...], ...]) -> None:
         if shape in self._compiled:
             self._compiled.move_to_end(shape)
         else:
             model = self._model.clone()
-            if self._input_shape.is_dynamic:
-                model.reshape({0: self._ov.PartialShape(list(shape))})
+            dynamic = {
+                i: self._ov.PartialShape(list(s))
+                for i, (s, declared) in enumerate(zip(shape, self._input_shapes, strict=True))
+                if declared.is_dynamic
+            }
+            if dynamic:
+                model.reshape(dynamic)
             compiled = self._core.compile_model(model, "CPU", self._config)
             self._compiled[shape] = (compiled, compiled.create_infer_request())
             while len(self._compiled) > _COMPILED_SHAPES:
@@ -103,19 +112,24 @@ class OpenVINORunner:
         self._last, self._request = self._compiled[shape]
         self._shape = shape
 
-    def predict(self, batch: np.ndarray) -> np.ndarray:
+    def predict(self, batch: Any) -> np.ndarray:
         """Run one call: infer on the batch (shared, not copied), copy the output out."""
-        if batch.shape != self._shape:
-            self._compile(batch.shape)
-        self._request.infer({0: batch}, share_inputs=True)
+        xs = (batch,) if isinstance(batch, np.ndarray) else batch
+        shape = tuple(x.shape for x in xs)
+        if shape != self._shape:
+            self._compile(shape)
+        self._request.infer(dict(enumerate(xs)), share_inputs=True)
         out: np.ndarray = self._request.get_output_tensor(0).data.copy()
         return out
 
     def effective_settings(self) -> dict[str, Any]:
         """What the runtime really uses, read back from the compiled model."""
         if self._last is None:  # nothing compiled yet: compile for one sample
-            shape = self._input_shape.get_min_shape()
-            self._compile((1, *(int(d) for d in list(shape)[1:])))
+            self._compile(
+                tuple(
+                    (1, *(int(d) for d in list(s.get_min_shape())[1:])) for s in self._input_shapes
+                )
+            )
         compiled = self._last
         return {
             "device": "CPU",

@@ -27,7 +27,7 @@ _DTYPES = {
 
 
 class UnsupportedModel(ValueError):
-    """The artifact is not a single-input, single-output model."""
+    """The artifact is not a model infertune can run (several outputs, unknown input types)."""
 
 
 def usable_cores() -> int:
@@ -42,7 +42,8 @@ class ORTRunner:
     """An ONNX Runtime session on the CPU execution provider.
 
     ``threads`` intra-op threads (``None``: the cores this process may use), one inter-op
-    thread, sequential execution and every graph optimisation.
+    thread, sequential execution and every graph optimisation. A batch of a model with
+    several inputs is one array per input, in the graph's input order (the model's).
 
     Args:
         path: The ``.onnx`` file.
@@ -63,20 +64,23 @@ class ORTRunner:
             path, sess_options=options, providers=["CPUExecutionProvider"]
         )
         inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
-        if len(inputs) != 1 or len(outputs) != 1:
+        if len(outputs) != 1:
             raise UnsupportedModel(
-                f"{path} has {len(inputs)} inputs and {len(outputs)} outputs; infertune runs "
-                "single-input, single-output models."
+                f"{path} has {len(outputs)} outputs; infertune runs models cut to one output."
             )
-        if inputs[0].type not in _DTYPES:
-            raise UnsupportedModel(f"{path} has an input of type {inputs[0].type}.")
-        self._input_name = inputs[0].name
+        for port in inputs:
+            if port.type not in _DTYPES:
+                raise UnsupportedModel(f"{path} has an input of type {port.type}.")
+        self.input_names: list[str] = [port.name for port in inputs]
         self._output_names = [outputs[0].name]
-        self.input_dtype: np.dtype[Any] = np.dtype(_DTYPES[inputs[0].type])
+        self.input_dtypes: list[np.dtype[Any]] = [np.dtype(_DTYPES[p.type]) for p in inputs]
+        self.input_dtype: np.dtype[Any] = self.input_dtypes[0]
 
-    def predict(self, batch: np.ndarray) -> np.ndarray:
-        """Run one call on the batch."""
-        (out,) = self._session.run(self._output_names, {self._input_name: batch})
+    def predict(self, batch: Any) -> np.ndarray:
+        """Run one call on the batch (an array, or one per input)."""
+        xs = (batch,) if isinstance(batch, np.ndarray) else batch
+        feed = dict(zip(self.input_names, xs, strict=True))
+        (out,) = self._session.run(self._output_names, feed)
         result: np.ndarray = out
         return result
 

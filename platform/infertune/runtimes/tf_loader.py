@@ -44,6 +44,9 @@ def configure_threads(tf: Any, threads: int | None) -> bool:
 class TensorFlowRunner:
     """A Keras model or SavedModel behind one ``tf.function`` (optionally XLA-compiled).
 
+    A Keras model may have several inputs: a batch is then one array per input, in the
+    model's input order (:attr:`input_names`).
+
     Args:
         path: A ``.keras`` file (loaded with ``safe_mode=True``) or a SavedModel folder.
         xla: Compile with XLA (``jit_compile=True``).
@@ -59,28 +62,34 @@ class TensorFlowRunner:
             signature = loaded.signatures["serving_default"]
             ((name, spec),) = signature.structured_input_signature[1].items()
 
-            def call(x: Any) -> Any:
-                (out,) = signature(**{name: x}).values()
+            def call(*xs: Any) -> Any:
+                (out,) = signature(**{name: xs[0]}).values()
                 return out
 
             self._keep_alive: Any = loaded
-            input_spec = tf.TensorSpec([None, *spec.shape[1:]], spec.dtype)
+            names = [str(name)]
+            specs = [tf.TensorSpec([None, *spec.shape[1:]], spec.dtype)]
         else:
             import keras
 
             model = keras.saving.load_model(path, safe_mode=True, compile=False)
             self._keep_alive = model
+            names = [str(t.name) for t in model.inputs]
+            several = len(model.inputs) > 1
 
-            def call(x: Any) -> Any:
-                return model(x, training=False)
+            def call(*xs: Any) -> Any:
+                return model(list(xs) if several else xs[0], training=False)
 
-            input_spec = tf.TensorSpec([None, *model.inputs[0].shape[1:]], model.inputs[0].dtype)
-        self._fn = tf.function(call, input_signature=[input_spec], jit_compile=xla)
-        self.input_dtype: np.dtype[Any] = np.dtype(input_spec.dtype.as_numpy_dtype)
+            specs = [tf.TensorSpec([None, *t.shape[1:]], t.dtype) for t in model.inputs]
+        self._fn = tf.function(call, input_signature=specs, jit_compile=xla)
+        self.input_names: list[str] = names
+        self.input_dtypes: list[np.dtype[Any]] = [np.dtype(s.dtype.as_numpy_dtype) for s in specs]
+        self.input_dtype: np.dtype[Any] = self.input_dtypes[0]
 
-    def predict(self, batch: np.ndarray) -> np.ndarray:
-        """Run one call: numpy in, numpy out."""
-        out: np.ndarray = self._fn(batch).numpy()
+    def predict(self, batch: Any) -> np.ndarray:
+        """Run one call: numpy in (an array, or one per input), numpy out."""
+        xs = (batch,) if isinstance(batch, np.ndarray) else batch
+        out: np.ndarray = self._fn(*xs).numpy()
         return out
 
     def effective_settings(self) -> dict[str, Any]:

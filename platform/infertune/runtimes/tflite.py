@@ -7,6 +7,7 @@ every call in TensorFlow 2.21, and a worker is cheap to replace); timing imports
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
@@ -15,6 +16,29 @@ import numpy as np
 
 from infertune.exceptions import BuildError, InputError
 from infertune.runtimes._base import Calibration, Precision, Progress, Runner, RuntimeBackend
+
+
+def _with_input_order(flatbuffer: bytes, names: list[str]) -> bytes:
+    """The ``.tflite`` file with the model's input order in its metadata.
+
+    LiteRT keeps a signature's inputs in name order; the loader reads this entry
+    (:data:`~infertune.runtimes.litert_loader.INPUT_ORDER_METADATA`) to take a batch's arrays
+    in the model's order.
+    """
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    from infertune.runtimes.litert_loader import INPUT_ORDER_METADATA
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(flatbuffer))
+    buffer = schema.BufferT()
+    buffer.data = np.frombuffer(json.dumps(names).encode(), dtype=np.uint8)
+    model.buffers.append(buffer)
+    entry = schema.MetadataT()
+    entry.name = INPUT_ORDER_METADATA
+    entry.buffer = len(model.buffers) - 1
+    model.metadata = [*(model.metadata or []), entry]
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
 class LiteRTBackend(RuntimeBackend):
@@ -56,13 +80,20 @@ class LiteRTBackend(RuntimeBackend):
 
         tf = import_tensorflow()
         progress(f"converting to LiteRT ({precision})")
+        names: list[str] = []
         if source_format == "savedmodel":
             converter = tf.lite.TFLiteConverter.from_saved_model(str(source))
-            input_dtype: Any = np.float32
+            input_dtypes: list[Any] = [np.float32]
         else:
             model = load_keras_model(str(source))
+            if len(model.outputs) != 1:
+                raise InputError(
+                    f"{source} has {len(model.outputs)} outputs; infertune converts a model "
+                    "cut to its scored output."
+                )
             converter = tf.lite.TFLiteConverter.from_keras_model(model)
-            input_dtype = np.dtype(model.inputs[0].dtype)
+            input_dtypes = [np.dtype(t.dtype) for t in model.inputs]
+            names = [str(t.name) for t in model.inputs] if len(model.inputs) > 1 else []
         if precision is Precision.FP16:
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
             converter.target_spec.supported_types = [tf.float16]
@@ -71,11 +102,14 @@ class LiteRTBackend(RuntimeBackend):
         elif precision is Precision.INT8:
             if calibration is None:
                 raise BuildError("Full int8 quantization needs calibration data.")
-            samples = calibration.load(input_dtype)
+            if names:
+                # By name: the converter orders a signature's inputs by name, not as the model.
+                feeds: list[Any] = calibration.feeds(names, input_dtypes)
+            else:
+                feeds = [[sample[None, ...]] for sample in calibration.load(input_dtypes[0])]
 
-            def representative() -> Iterator[list[np.ndarray]]:
-                for sample in samples:
-                    yield [sample[None, ...]]
+            def representative() -> Iterator[Any]:
+                yield from feeds
 
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
             converter.representative_dataset = representative
@@ -86,6 +120,8 @@ class LiteRTBackend(RuntimeBackend):
             raise BuildError(
                 f"LiteRT conversion at precision {precision} failed: {one_line(exc)}"
             ) from exc
+        if names:
+            flatbuffer = _with_input_order(flatbuffer, names)
         out_path.write_bytes(flatbuffer)
         return {"size_bytes": len(flatbuffer)}
 
