@@ -10,7 +10,7 @@ help:
 	@echo "make demo       create .venv, install, tune the demo model and print the verified front"
 	@echo "make test       create .venv, install, run lint, type checks and the whole test suite"
 	@echo "make test-fast  the test suite without the slow tests"
-	@echo "make bench      benchmarks (speed-up, search efficiency, repeatability, overhead); JSON in benchmarks/results"
+	@echo "make bench      benchmarks (speed-up, search efficiency, repeatability, overhead, pruning, serving, contention); JSON in benchmarks/results"
 	@echo "make bench-quick  the same with fewer repeats, seeds and trials"
 	@echo "make mlflow-server  MLflow on 127.0.0.1:5000 backed by the local PostgreSQL (many processes, no docker)"
 	@echo "make wheel      build dist/infertune-*.whl (spaces, migrations and dashboard inside)"
@@ -32,6 +32,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/repeatability.py --repeats 5
 	$(BIN)/python benchmarks/overhead.py --trials 15
 	$(BIN)/python benchmarks/pruning_mobilenet.py --repeats 3
+	$(BIN)/python benchmarks/serving.py --repeats 3
+	$(BIN)/python benchmarks/contention.py --repeats 10 --windows 20 --fronts 5
 
 # Fewer repeats, seeds and trials, results in benchmarks/results/quick (not committed);
 # reuses the search-efficiency table measured on this host if there is one.
@@ -42,6 +44,7 @@ bench-quick: $(STAMP)
 	$(BIN)/python benchmarks/search_efficiency.py --seeds 3 --reuse-table $(QUICK_OUT)
 	$(BIN)/python benchmarks/repeatability.py --repeats 3 --windows 1:100 $(QUICK_OUT)
 	$(BIN)/python benchmarks/overhead.py --model demo:digits-cnn --trials 4 $(QUICK_OUT)
+	$(BIN)/python benchmarks/contention.py --repeats 4 --windows 6 $(QUICK_OUT)
 
 mlflow-server: $(STAMP)
 	docker/local-mlflow-server.sh

@@ -34,7 +34,22 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     ("models", frozenset({"models"})),
     ("workers", frozenset({"workers"})),
     ("leaves", frozenset({"storage", "tracking"})),
-    ("base", frozenset({"infertune", "config", "exceptions", "hashing", "_resources", "_lazy"})),
+    (
+        "base",
+        frozenset(
+            {
+                "infertune",
+                "config",
+                "exceptions",
+                "hashing",
+                "_resources",
+                "_lazy",
+                "auth",
+                "audit",
+                "locks",
+            }
+        ),
+    ),
 )
 #: Layers whose units may not import a unit of the same layer.
 ISOLATED_LAYERS = frozenset({"leaves"})

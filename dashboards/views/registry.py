@@ -5,13 +5,14 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from common import describe, guarded, registry
+from common import actor, describe, flash, guarded, registry, show_flash
 from infertune.exceptions import InfertuneError
 
 
 def registry_page() -> None:
     """Registered models, versions, aliases, history and rollback."""
     st.title("Registry")
+    show_flash()
     reg = registry()
     try:
         names = reg.registered_models()
@@ -80,9 +81,13 @@ def registry_page() -> None:
             st.warning("Tick the confirmation first.")
         else:
             try:
-                st.success(reg.rollback(name, alias, reason).message)
+                message = reg.rollback(name, alias, reason, actor=actor()).message
             except InfertuneError as exc:
                 st.error(str(exc))
+            else:
+                # Drawn again from the top, so the aliases above show the rollback.
+                flash(message)
+                st.rerun()
 
 
 guarded(registry_page)()

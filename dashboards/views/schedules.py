@@ -8,7 +8,9 @@ import sys
 import pandas as pd
 import streamlit as st
 
-from common import database, guarded, refresh_button, settings
+from common import actor, database, guarded, refresh_button, settings
+from infertune import audit
+from infertune.cli._display import format_every
 from infertune.exceptions import InfertuneError
 from infertune.scheduling.schedules import job_runs, overview, set_paused
 
@@ -31,7 +33,7 @@ def schedules_page() -> None:
             [
                 {
                     "study": r["study"],
-                    "when": r["cron"] or f"every {r['every_s']:g} s",
+                    "when": r["cron"] or f"every {format_every(r['every_s'])}",
                     "paused": r["paused"],
                     "trials": r["trials"],
                     "auto-promote": r["auto_promote"] or "",
@@ -52,6 +54,7 @@ def schedules_page() -> None:
     if left.button("Resume" if chosen["paused"] else "Pause"):
         try:
             set_paused(db, name, not chosen["paused"])
+            audit.record(settings(), actor(), "resume" if chosen["paused"] else "pause", name)
             st.rerun()
         except InfertuneError as exc:
             st.error(str(exc))
@@ -60,11 +63,22 @@ def schedules_page() -> None:
         log.parent.mkdir(parents=True, exist_ok=True)
         with open(log, "ab") as out:
             subprocess.Popen(
-                [sys.executable, "-m", "infertune", "schedule", "run-now", name],
+                [sys.executable, "-m", "infertune", "schedule", "run-now", "--", name],
                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 env=settings().child_env(), start_new_session=True,
             )  # fmt: skip
+        audit.record(settings(), actor(), "run-now", name)
         right.success("Started; refresh to follow it.")
+    changes = audit.entries(settings(), target=name, limit=20)
+    if changes:
+        st.subheader("Changes")
+        st.dataframe(
+            pd.DataFrame(
+                [{"when": c["at"], "action": c["action"], "by": c["actor"]} for c in changes]
+            ),
+            hide_index=True,
+            width="stretch",
+        )
     st.subheader("History")
     history = job_runs(db, name)
     if not history:

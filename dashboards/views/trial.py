@@ -9,15 +9,22 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from common import (
+    actor,
     describe,
     guarded,
+    is_baseline_config,
     measurement,
+    mlflow_link,
+    number,
     registry,
+    save_note,
     selected_study,
     settings,
+    study_extras,
     study_views,
     trial_view,
     url,
+    web_text,
 )
 from infertune.exceptions import InfertuneError
 from infertune.tuning import queries
@@ -36,9 +43,9 @@ def _selected_trial() -> tuple[str, int] | None:
     index = (
         numbers.index(int(wanted)) if wanted and wanted.isdigit() and int(wanted) in numbers else 0
     )
-    number = st.selectbox("Trial", numbers, index=index)
-    st.query_params["trial"] = str(number)
-    return name, int(number)
+    picked = st.selectbox("Trial", numbers, index=index)
+    st.query_params["trial"] = str(picked)
+    return name, int(picked)
 
 
 def trial_page() -> None:
@@ -47,29 +54,38 @@ def trial_page() -> None:
     selected = _selected_trial()
     if selected is None:
         return
-    name, number = selected
-    detail = trial_view(url(), name, number)
-    st.subheader(f"Trial {number}: {describe(detail['config'])}")
+    name, number_ = selected
+    detail = trial_view(url(), name, number_)
+    st.subheader(f"Trial {number_}: {describe(detail['config'])}")
     state = detail["state"] + (" · on the front" if detail["on_front"] else "")
     st.caption(state)
     if detail.get("fail_reason") or detail.get("pruned_reason"):
         st.warning(detail.get("fail_reason") or detail.get("pruned_reason"))
     left, right = st.columns(2)
     left.markdown("**Knobs**")
-    left.dataframe(pd.Series(detail["config"] or {}, name="value").astype(str), width="stretch")
+    left.dataframe(
+        pd.Series({k: number(v) for k, v in (detail["config"] or {}).items()}, name="value"),
+        width="stretch",
+    )
     right.markdown("**Figures**")
     figures = dict(detail["figures"] or {})
     if detail.get("speedup_p95"):
         figures["speedup_p95"] = detail["speedup_p95"]
-    right.dataframe(pd.Series(figures, name="value").astype(str), width="stretch")
+    right.dataframe(
+        pd.Series({k: number(v) for k, v in figures.items()}, name="value"), width="stretch"
+    )
+    if is_baseline_config(detail["config"]):
+        st.info(
+            "This trial ran the baseline's settings (tf, fp32, every other knob at its default)."
+        )
     if detail["violations"]:
         st.error("Breaks the constraints: " + "; ".join(detail["violations"]))
 
     run_id = detail.get("mlflow_run_id")
     if run_id:
         tracking = settings().tracking_uri
-        if tracking.startswith(("http://", "https://")):
-            link = f"{tracking}/#/experiments/{detail['mlflow_experiment_id']}/runs/{run_id}"
+        link = mlflow_link(detail["mlflow_experiment_id"], run_id)
+        if link:
             st.markdown(f"MLflow run: [{run_id}]({link})")
         else:
             st.markdown(
@@ -86,11 +102,20 @@ def trial_page() -> None:
                     x=centres, y=hist["counts"], width=[b - a for a, b in itertools.pairwise(edges)]
                 )
             )
-            for key, dash in (("latency_p50_ms", "dot"), ("latency_p95_ms", "dash")):
+            # Labels on opposite sides of their lines: p50 and p95 are often a hair apart.
+            for key, dash, side in (
+                ("latency_p50_ms", "dot", "top left"),
+                ("latency_p95_ms", "dash", "top right"),
+            ):
                 if record and record.get(key):
-                    chart.add_vline(x=record[key], line_dash=dash, annotation_text=key[8:11])
+                    chart.add_vline(
+                        x=record[key],
+                        line_dash=dash,
+                        annotation_text=f"{key[8:11]} {number(record[key], 3)} ms",
+                        annotation_position=side,
+                    )
             chart.update_layout(
-                height=260,
+                height=280,
                 xaxis_title="ms per call",
                 yaxis_title="calls",
                 margin={"l": 10, "r": 10, "t": 10, "b": 10},
@@ -98,7 +123,11 @@ def trial_page() -> None:
             st.plotly_chart(chart, key="latency")
     if detail.get("phases_s"):
         st.markdown("**Where this trial's time went (s)**")
-        st.dataframe(pd.Series(detail["phases_s"], name="seconds"), width="stretch")
+        st.dataframe(
+            pd.Series({k: number(v, 3) for k, v in detail["phases_s"].items()}, name="seconds"),
+            width="stretch",
+        )
+    _trial_note(name, number_)
 
     st.subheader("Promote")
     with st.form("promote"):
@@ -117,10 +146,23 @@ def trial_page() -> None:
             with st.spinner("Registering the model (saved, loaded back and checked)…"):
                 try:
                     study = queries.load(name, url())
-                    result = registry().promote(study, number, model_name, alias, reason, force)
+                    result = registry().promote(
+                        study, number_, model_name, alias, reason, force, actor=actor()
+                    )
                     st.success(result.message)
                 except InfertuneError as exc:
-                    st.error(str(exc))
+                    st.error(web_text(str(exc)))
+
+
+def _trial_note(name: str, number_: int) -> None:
+    note = study_extras(url(), name)["notes"]["trials"].get(number_)
+    st.markdown("**Note**")
+    if note:
+        st.info(f"{note['text']} ({note['by']}, {note['at']})")
+    text = st.text_area("Trial note", value=(note or {}).get("text", ""), key="trial-note")
+    if st.button("Save note", key="save-trial-note"):
+        save_note(name, text, number_)
+        st.rerun()
 
 
 guarded(trial_page)()

@@ -97,4 +97,21 @@ def test_study_page_shows_the_front_in_a_browser(server: str, dash_home: dict[st
         if os.environ.get("INFERTUNE_SCREENSHOT"):
             SCREENSHOT.parent.mkdir(exist_ok=True)
             page.screenshot(path=str(SCREENSHOT), full_page=False)
+        # Clicking a front point opens its trial.
+        star = page.locator(".js-plotly-plot").first.locator(".scatterlayer .trace")
+        index = page.evaluate(
+            """() => document.querySelector('.js-plotly-plot').data
+                .findIndex(t => (t.name || '').includes('front'))"""
+        )
+        number = page.evaluate(
+            f"() => document.querySelector('.js-plotly-plot').data[{index}].customdata[0][0]"
+        )
+        star.nth(index).locator(".point").first.click(force=True)
+        page.wait_for_url(f"**/trial?*trial={number}*", timeout=60_000)
+        page.get_by_text(f"Trial {number}:").first.wait_for(timeout=60_000)
+        # "/studies", the menu's name of the default page, is that page (no "Page not found").
+        page.goto(f"{server}/studies", wait_until="domcontentloaded")
+        page.wait_for_selector("h1:has-text('Studies')", timeout=60_000)
+        page.get_by_text(f"{STUDY} —").first.wait_for(timeout=60_000)
+        assert page.get_by_text("Page not found").count() == 0
         browser.close()

@@ -13,6 +13,7 @@ from infertune.knobs.spec import InferenceConfig
 from infertune.measure.engine import Engine, Subject
 from infertune.measure.window import MeasurementWindow
 from tests.conftest import QUICK
+from tests.multiio import MultiIO
 
 
 def _config(**values: object) -> InferenceConfig:
@@ -148,7 +149,10 @@ def test_saved_model_runs_but_cannot_be_pruned(
 
     exported = tmp_path / "saved"
     keras.saving.load_model(cnn.source.path, compile=False).export(str(exported), verbose=False)
-    subject = engine.resolve(str(exported), data=cnn.eval_data.path)
+    with pytest.raises(InputError, match="--trust-saved-model"):
+        engine.resolve(str(exported), data=cnn.eval_data.path)
+    subject = engine.resolve(str(exported), data=cnn.eval_data.path, trust_saved_model=True)
+    assert subject.data_fields()["trust_saved_model"] is True
     assert subject.source.format == "savedmodel"
     for config in (_config(), _config(runtime="tflite", precision="int8_dynamic")):
         result = engine.bench(subject, config, QUICK)
@@ -179,10 +183,126 @@ def test_measurement_json_is_the_documented_flat_record(engine: Engine, cnn: Sub
         "latency_mean_ms", "throughput_sps",
         "accuracy", "agreement", "mae", "reference_mae", "rmse", "r2", "rel_mae_vs_fp32", "quality",
         "model_size_mb", "peak_memory_mb", "macs", "gflops", "peak_pct",
-        "valid", "invalid_reason", "task", "eval_samples",
+        "valid", "invalid_reason",
+        "scenario", "target_qps", "achieved_qps", "max_qps_at_slo", "slo_p99_ms",
+        "cost_per_million",
+        "task", "eval_samples",
         "measurement", "variant", "fingerprint", "warnings",
     ]  # fmt: skip
     assert data["config"] == record.config.model_dump(mode="json")
     assert data["measurement"]["window"] == QUICK.model_dump()
     assert json.loads(json.dumps(data)) == data
     assert data["config"]["runtime"] == "tflite" and data["valid"] is record.valid
+
+
+# -- several inputs and outputs ---------------------------------------------------------------
+
+
+def test_a_two_input_model_reads_arrays_by_name_or_position(
+    engine: Engine, multiio: MultiIO
+) -> None:
+    named = engine.resolve(str(multiio.two_input), multiio.eval_named, multiio.train_named)
+    assert named.x_keys == ["image", "features"] and named.input_names == ["image", "features"]
+    assert named.train_data is not None and named.train_data.x_keys == ("image", "features")
+    assert named.cut is None and named.model_path == named.source.path
+    assert named.data_fields() == {"x_key": "image", "y_key": "y", "x_keys": ["image", "features"]}
+    positional = engine.resolve(str(multiio.two_input), multiio.eval_positional)
+    assert positional.x_keys == ["x0", "x1"]
+    # Both files hold the same samples: the same predictions, the same scores.
+    config = InferenceConfig.parse(runtime="tflite", threads=1)
+    first = engine.evaluate(named, engine.variant(named, config), config)
+    second = engine.evaluate(positional, engine.variant(positional, config), config)
+    assert first.accuracy == second.accuracy and first.accuracy is not None
+    assert first.accuracy > 0.8 and first.agreement == 1.0
+    sample = named.serving_sample(3)
+    assert isinstance(sample, dict) and list(sample) == ["image", "features"]
+    assert sample["features"].shape == (3, 16)
+
+
+def test_a_single_input_study_keeps_its_spec_fields(cnn: Subject) -> None:
+    # Old studies resume only if a single-input, single-output spec is unchanged.
+    assert cnn.data_fields() == {"x_key": "x", "y_key": "y"}
+    assert cnn.model_key == cnn.source.sha256
+
+
+def test_missing_input_arrays_are_one_clear_line(engine: Engine, multiio: MultiIO, npz) -> None:  # type: ignore[no-untyped-def]
+    with np.load(multiio.eval_named) as data:
+        path = npz(image=data["image"], y=data["y"])
+    with pytest.raises(InputError) as info:
+        engine.resolve(str(multiio.two_input), path)
+    assert "no array for the model's input(s) 'features'" in str(info.value)
+    assert "the file has 'image', 'y'" in str(info.value)
+    with np.load(multiio.eval_named) as data:
+        wrong = npz("wrong.npz", image=data["image"], features=data["features"][:, :8], y=data["y"])
+    with pytest.raises(InputError, match=r"but the model's input 'features' expects \(16,\)"):
+        engine.resolve(str(multiio.two_input), wrong)
+
+
+def test_several_outputs_need_output_and_a_known_name(engine: Engine, multiio: MultiIO) -> None:
+    with pytest.raises(InputError, match=r"has 2 outputs \('digit', 'ink'\); .*--output NAME"):
+        engine.resolve(str(multiio.two_output), multiio.eval_named)
+    with pytest.raises(InputError, match=r"no output named 'class'; its outputs are 'digit'"):
+        engine.resolve(str(multiio.two_output), multiio.eval_named, output="class")
+
+
+def test_the_scored_output_is_what_every_variant_serves(engine: Engine, multiio: MultiIO) -> None:
+    with pytest.raises(InputError, match=r"names the model's inputs 'image', 'features' but "):
+        engine.resolve(
+            str(multiio.two_output), multiio.eval_positional, multiio.train_named, output="digit"
+        )
+    subject = engine.resolve(
+        str(multiio.two_output), multiio.eval_named, multiio.train_named, output="digit"
+    )
+    assert subject.cut is not None and subject.model_path == subject.cut
+    assert subject.model_key != subject.source.sha256
+    assert subject.task["kind"] == "classification" and subject.task["classes"] == 10
+    assert subject.data_fields()["output"] == "digit"
+    assert engine.reference_predictions(subject).shape == (subject.eval_data.size, 10)
+    base = engine.variant(subject, InferenceConfig.parse())
+    assert base.path == subject.cut
+    result = engine.bench(subject, InferenceConfig.parse(runtime="onnxruntime", threads=1), QUICK)
+    assert result.valid and result.agreement == 1.0
+    assert result.accuracy is not None and result.accuracy > 0.8
+    # The other output makes another subject: a regression, its own cut model and cache keys.
+    ink = engine.resolve(str(multiio.two_output), multiio.eval_named, output="ink")
+    assert ink.cut != subject.cut and ink.model_key != subject.model_key
+    assert ink.info["output_shape"] == [None, 1]
+
+
+def test_a_two_input_model_is_pruned_by_half_and_converted(
+    engine: Engine, multiio: MultiIO
+) -> None:
+    subject = engine.resolve(str(multiio.two_input), multiio.eval_named, multiio.train_named)
+    config = InferenceConfig.parse(runtime="tflite", precision="int8", prune_ratio=0.5, threads=1)
+    result = engine.bench(subject, config, QUICK)
+    assert result.valid
+    assert result.variant.pruning is not None
+    assert result.variant.pruning["params_after"] < result.variant.pruning["params_before"] / 2
+    assert result.accuracy is not None and result.accuracy > 0.6
+
+
+def test_a_study_spec_carries_the_arrays_and_output_to_a_resume(
+    engine: Engine, multiio: MultiIO
+) -> None:
+    from infertune.tuning.records import StudySpec
+
+    subject = engine.resolve(str(multiio.two_output), multiio.eval_positional, output="ink")
+    stored = {
+        "model": subject.label,
+        "model_path": str(subject.source.path),
+        "model_sha256": subject.source.sha256,
+        "data": str(subject.eval_data.path),
+        "data_sha256": subject.eval_data.sha256,
+        **subject.data_fields(),
+        "space": {},
+    }
+    spec = StudySpec.model_validate(stored)
+    assert spec.x_keys == ["x0", "x1"] and spec.output == "ink"
+    assert spec.as_json() == {**stored, "train_data": None, "train_data_sha256": None}
+    resumed = engine.resolve(
+        spec.model, Path(spec.data), None, spec.x_key, spec.y_key, spec.output, spec.x_keys
+    )
+    assert resumed.x_keys == ["x0", "x1"] and resumed.cut == subject.cut
+    # An old single-input spec has neither field, and stores none.
+    old = StudySpec.model_validate({**stored, "x_key": "x", "x_keys": None, "output": None})
+    assert "x_keys" not in old.as_json() and "output" not in old.as_json()

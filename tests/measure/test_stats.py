@@ -48,3 +48,14 @@ def test_histogram_counts_every_call_and_keeps_the_tail_in_the_last_bin() -> Non
     assert len(hist["edges_ms"]) == 11 and hist["edges_ms"][0] == pytest.approx(1.0)
     assert hist["counts"][-1] >= 10  # the 50 ms outliers, clipped into the last bin
     assert histogram(np.full(5, 2.0))["counts"][0] == 5  # all equal: one full bin
+
+
+def test_tail_percentiles_carry_an_early_stopping_bound() -> None:
+    rng = np.random.default_rng(0)
+    many = (rng.exponential(1.0, 2000) * 1e6).astype(np.int64)
+    result = summarize(many, batch_size=1, wall_s=20.1, window=WINDOW)
+    assert result["latency_p99_bound_ms"] >= result["latency_p99_ms"]
+    assert result["latency_p95_bound_ms"] >= result["latency_p95_ms"]
+    # 100 calls: too few to bound a p95 (130) or a p99 (662) with 99% confidence.
+    few = summarize(many[:100], batch_size=1, wall_s=20.1, window=WINDOW)
+    assert few["latency_p99_bound_ms"] is None and few["latency_p95_bound_ms"] is None

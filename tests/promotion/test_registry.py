@@ -127,6 +127,7 @@ def test_promote_load_predict_rollback_history(tuned: dict[str, Any], tmp_path: 
     version = shown["versions"][0]
     assert version["study"] == STUDY and version["trial"] == str(best["number"])
     assert version["config"] == best["config"]
+    assert version["scenario"] == "single_stream"  # how it was measured to serve
     registry = _registry(tuned)
     assert "digits" in registry.registered_models()
     assert registry.aliases("digits") == {"production": "1"}

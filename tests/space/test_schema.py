@@ -60,7 +60,9 @@ def test_errors_name_the_file_and_the_key(tmp_path: Path, text: str, message: st
 
 
 def test_missing_space_lists_the_shipped_ones() -> None:
-    with pytest.raises(InputError, match="shipped spaces: default, quick, tflite-cpu"):
+    with pytest.raises(
+        InputError, match="shipped spaces: default, offline, quick, serving, tflite-cpu"
+    ):
         load_space("nope.yaml")
 
 
@@ -96,3 +98,46 @@ def test_quality_figures_and_constraints_of_every_task(tmp_path: Path) -> None:
             load_space(_write(tmp_path, GOOD.replace("accuracy: maximize", wrong)))
     with pytest.raises(InputError, match="constraints.max_quality_drop"):
         load_space(_write(tmp_path, GOOD + "constraints: {max_quality_drop: -0.1}\n"))
+
+
+SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYSECRETKEY"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        # An AWS credentials file (the reported leak: its second line was quoted).
+        (
+            f"[default]\naws_access_key_id = AKIAEXAMPLE\naws_secret_access_key = {SECRET}\n",
+            "is not valid YAML: expected '<document start>', but found '<scalar>' at line 2",
+        ),
+        # /etc/shadow: each line parses as a key.
+        (f"root:$6$salt${SECRET}:19000:0:99999:7:::\n", "is not a search space"),
+        ("a: *AKIAEXAMPLESECRETALIAS\n", "found undefined alias (text not shown) at line 1"),
+        (f"x: !!python/object:os.system {SECRET}\n", "could not determine a constructor"),
+        (f'objectives: "{SECRET}\n', "found unexpected end of stream at line 2"),
+        (GOOD + f"'{SECRET}': 1\n", "(a key not shown): unknown key"),
+        (GOOD.replace("knobs:\n", f"knobs:\n  '{SECRET}': 1\n"), "knobs.(a key not shown)"),
+    ],
+)
+def test_errors_never_quote_the_file(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(InputError) as err:
+        load_space(_write(tmp_path, text))
+    assert message in str(err.value)
+    assert SECRET not in str(err.value) and "AKIA" not in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_unreadable_binary_and_huge_files_are_one_line(tmp_path: Path) -> None:
+    binary = tmp_path / "model.bin"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe" + SECRET.encode())
+    with pytest.raises(InputError, match="is not a UTF-8 text"):
+        load_space(str(binary))
+    huge = tmp_path / "huge.yaml"
+    huge.write_text("# " + "x" * (1 << 20) + "\n")
+    with pytest.raises(InputError, match="larger than 1 MiB"):
+        load_space(str(huge))
+    folder = tmp_path / "folder.yaml"
+    folder.mkdir()
+    with pytest.raises(InputError, match="does not exist"):
+        load_space(str(folder))

@@ -7,8 +7,13 @@ from infertune.tuning.sampling import config_params, space_size, suggest_config
 
 
 def _space(**knobs: object) -> SearchSpace:
+    # Offline: the scenario where batch size matters (single stream refuses it).
     return SearchSpace.model_validate(
-        {"knobs": knobs, "objectives": {"latency_p95_ms": "minimize"}}
+        {
+            "knobs": knobs,
+            "objectives": {"latency_p95_ms": "minimize"},
+            "measurement": {"scenario": "offline"},
+        }
     )
 
 
@@ -63,3 +68,26 @@ def test_grid_covers_every_configuration_once() -> None:
         lambda t: configs.append(suggest_config(t, space)) or 0.0, n_trials=space_size(space) + 5
     )
     assert len(configs) == len(set(configs)) == space_size(space)
+
+
+def test_serving_knobs_are_sampled_enumerated_and_round_trip() -> None:
+    space, _ = load_space("serving")
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+    seen = set()
+    for _ in range(40):
+        trial = study.ask()
+        config = suggest_config(trial, space)
+        seen.add((config.instances, config.max_queue_delay_ms))
+        # The parameters that would sample this configuration give it back.
+        assert config_params(config, space) == {
+            k: v for k, v in trial.params.items() if k in config_params(config, space)
+        }
+        study.tell(trial, [1.0, 1.0])
+    assert {i for i, _ in seen} == {1, 2} and {d for _, d in seen} == {0.0, 1.0}
+    assert space_size(space) == 3 * 2 * 3 * 5 * 2 * 2 * len(range(1, 1 + _cores()))
+
+
+def _cores() -> int:
+    from infertune.measure.fingerprint import usable_cores
+
+    return usable_cores()

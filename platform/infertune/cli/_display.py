@@ -7,6 +7,7 @@ from types import TracebackType
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -26,6 +27,7 @@ __all__ = [
     "bench_table",
     "describe_config",
     "format_every",
+    "front_caption",
     "front_table",
     "registry_tables",
     "schedules_table",
@@ -76,8 +78,18 @@ class Reporter:
     ) -> None:
         self._progress.stop()
 
-    def trials(self, total: int, done: int) -> Any:
-        """A progress bar over a study's trial budget; returns the per-trial callback."""
+    def trials(
+        self,
+        total: int,
+        done: int,
+        scenario: str = "single_stream",
+        slo_p99_ms: float | None = None,
+    ) -> Any:
+        """A progress bar over a study's trial budget; returns the per-trial callback.
+
+        Each finished trial gets a line with its scenario's headline figure: p95 latency,
+        samples per second (offline), or the highest rate meeting the p99 objective.
+        """
         task = self._progress.add_task("trials", total=total, completed=done)
         state = {"done": done}
 
@@ -89,10 +101,15 @@ class Reporter:
             fig = attrs.get("figures") or {}
             knobs = describe_config(attrs.get("config"))
             if trial.state.name == "COMPLETE":
-                tail = (
-                    f"p95 {fig['latency_p95_ms']:.3f} ms "
-                    f"({attrs.get('speedup_p95', 0):.2f}x), {_quality_words(fig)}"
-                    + ("" if attrs.get("feasible") else " [yellow]infeasible[/]")
+                speedup = attrs.get("speedup_p95") or 0.0
+                if slo_p99_ms is not None and fig.get("max_qps_at_slo") is not None:
+                    headline = f"{fig['max_qps_at_slo']:.0f} q/s at p99 <= {slo_p99_ms:g} ms"
+                elif scenario == "offline" and fig.get("throughput_sps") is not None:
+                    headline = f"{fig['throughput_sps']:.0f} samples/s"
+                else:
+                    headline = f"p95 {fig['latency_p95_ms']:.3f} ms"
+                tail = f"{headline} ({speedup:.2f}x), {_quality_words(fig)}" + (
+                    "" if attrs.get("feasible") else " [yellow]infeasible[/]"
                 )
             else:
                 tail = attrs.get("fail_reason") or attrs.get("pruned_reason") or ""
@@ -179,6 +196,14 @@ def bench_table(result: dict[str, Any]) -> Table:
             f"latency p50 / p90 / p95 / p99{per_call}",
             " / ".join(_fmt(result[f"latency_p{p}_ms"]) for p in (50, 90, 95, 99)) + " ms",
         )
+        bounds = [
+            _fmt(m.get(f"latency_p{p}_bound_ms")) + " ms"
+            if m.get(f"latency_p{p}_bound_ms") is not None
+            else f"needs {need} calls"
+            for p, need in ((95, 130), (99, 662))
+        ]
+        if result.get("scenario", "single_stream") == "single_stream":
+            table.add_row("p95 / p99 under (99% confidence)", " / ".join(bounds))
         table.add_row(
             "latency mean ± std",
             f"{_fmt(result['latency_mean_ms'])} ± {_fmt(m['latency_std_ms'])} ms",
@@ -186,10 +211,14 @@ def bench_table(result: dict[str, Any]) -> Table:
         table.add_row("throughput", f"{result['throughput_sps']:.1f} samples/s")
     else:
         table.add_row("latency", f"[red]INVALID[/]: {result['invalid_reason']}")
-    table.add_row(
-        "timed calls",
-        f"{m['timed_calls']} in {m['timed_s']:.2f} s (after warm-up; load {m['load_s']:.2f} s)",
-    )
+    if m.get("serving"):
+        unit = "queries" if result.get("scenario") == "server" else "calls"
+        table.add_row("timed", f"{m['timed_calls']} {unit} in {m['timed_s']:.2f} s")
+    else:
+        load = f"; load {m['load_s']:.2f} s" if m.get("load_s") is not None else ""
+        table.add_row(
+            "timed calls", f"{m['timed_calls']} in {m['timed_s']:.2f} s (after warm-up{load})"
+        )
     task = result["task"]
     table.add_row("task", describe_task(task))
     if task["kind"] == "classification":
@@ -219,6 +248,19 @@ def bench_table(result: dict[str, Any]) -> Table:
             f"{result['macs'] / 1e6:.1f}M MACs/sample · {result['gflops']:.1f} GFLOP/s{share}",
         )
     table.add_row("peak memory (worker RSS)", f"{result['peak_memory_mb']:.0f} MiB")
+    serving = m.get("serving")
+    if serving:
+        table.add_row("scenario", _serving_words(result, serving))
+    if result.get("cost_per_million") is not None:
+        table.add_row("cost", f"${result['cost_per_million']:.4f} per million inferences")
+    contention = m.get("contention")
+    if contention:
+        state = "[yellow]disturbed[/]" if contention["disturbed"] else "quiet"
+        table.add_row(
+            "machine while timing",
+            f"{state}: other processes {contention['other_cores']:.2f} cores, steal "
+            f"{contention['steal_pct']:.1f}%, {contention['attempts']} attempt(s)",
+        )
     variant = result["variant"]
     pruning = variant["pruning"]
     if pruning:
@@ -247,6 +289,25 @@ def bench_table(result: dict[str, Any]) -> Table:
     return table
 
 
+def _serving_words(result: dict[str, Any], serving: dict[str, Any]) -> str:
+    """The load a result was measured under, in one line."""
+    who = f"{serving['instances']} instance(s) x {serving['threads_per_instance'] or 'all'} threads"
+    if result["scenario"] == "offline":
+        return f"offline: {who}, batches of {serving['max_batch_size']}"
+    words = (
+        f"server: {who}, batches up to {serving['max_batch_size']} "
+        f"(queue delay {serving['max_queue_delay_ms']:g} ms, mean batch "
+        f"{serving.get('mean_batch_size', 0):.2f})"
+    )
+    if result.get("max_qps_at_slo") is not None:
+        words += (
+            f"; max {result['max_qps_at_slo']:.1f} queries/s at p99 <= {result['slo_p99_ms']:g} ms"
+        )
+    elif result.get("achieved_qps") is not None:
+        words += f"; {result['achieved_qps']:.1f} of {result['target_qps']:.1f} queries/s"
+    return words
+
+
 def describe_config(config: dict[str, Any] | None) -> str:
     """A configuration in a few words; default batch size and threads are left out."""
     if not config:
@@ -261,49 +322,126 @@ def describe_config(config: dict[str, Any] | None) -> str:
     return words
 
 
+def _with_interval(value: Any, interval: Any, digits: int = 3) -> str:
+    """``0.235 [0.231\u20130.240]``: a median with its confidence interval (dimmed)."""
+    text = _fmt(value, digits)
+    if interval:
+        span = f"[{_fmt(interval[0], digits)}\u2013{_fmt(interval[1], digits)}]"  # an en dash
+        text += " [dim]" + escape(span) + "[/]"
+    return text
+
+
+def front_caption(front: dict[str, Any]) -> str:
+    """How sure the front is: the verification's method and coverage, or that it has none."""
+    check = front.get("verification")
+    if not front["verified"] or not check:
+        return (
+            "[dim]single measurements from the search: no intervals, and differences under "
+            "~5% may be noise (run `infertune verify`)[/]"
+        )
+    lines = [
+        "[dim]"
+        + escape(f"p95 [interval]: {check['method']}; tie: no objective tells them apart")
+        + "[/]"
+    ]
+    if check.get("warning"):
+        lines.append(f"[yellow]warning:[/] {escape(check['warning'])}")
+    if check.get("disturbed_timings"):
+        lines.append(
+            f"[yellow]warning:[/] {check['disturbed_timings']} of the verification's timings "
+            "were disturbed by other processes even after re-timing (the machine was busy): "
+            "intervals may be wide or shifted; verify again on a quiet machine"
+        )
+    dropped = front.get("dropped_by_verification") or []
+    if dropped:
+        lines.append(
+            "[dim]dropped by verification: "
+            + ", ".join(
+                f"#{d['number']}"
+                + (
+                    f" (surely dominated by {', '.join(f'#{n}' for n in d['dominated_by'])})"
+                    if d.get("dominated_by")
+                    else ""
+                )
+                for d in dropped
+            )
+            + "[/]"
+        )
+    return "\n".join(lines)
+
+
+#: Under load, the figure a front is read by, and its column head.
+_LOAD_FIGURES = {
+    "max_qps_at_slo": "max q/s at SLO",
+    "achieved_qps": "achieved q/s",
+    "throughput_sps": "samples/s",
+}
+
+
 def front_table(front: dict[str, Any]) -> Table:
-    """The front, one configuration per row, with the baseline for reference."""
+    """The front, one configuration per row, with the baseline for reference.
+
+    A verified front shows each p95 with its confidence interval and the kept points each
+    one is tied with; the caption says how the intervals were made and how sure they are.
+    """
     state = (
         f"verified {front['verified_at']}"
         if front["verified"]
         else "[yellow]not verified[/] (run `infertune verify`)"
     )
-    table = Table(title=f"Pareto front — study {front['study']} ({state})", title_justify="left")
+    table = Table(
+        title=f"Pareto front — study {front['study']} ({state})",
+        title_justify="left",
+        caption=front_caption(front),
+        caption_justify="left",
+    )
     table.add_column("trial", justify="right")
     table.add_column("configuration")
     base = front["baseline"]
     sample: dict[str, Any] = base or next((p["figures"] for p in front["points"]), {})
     quality, versus = _quality_columns(sample)
     heads = ("MAE", "vs fp32") if quality == "mae" else ("accuracy", "agree")
-    for name in ("p50 ms", "p95 ms (spread)", "speed-up (p95)", *heads, "MiB"):
+    p95_head = escape("p95 ms [interval]") if front["verified"] else "p95 ms"
+    load = next((f for f in _LOAD_FIGURES if f in front.get("objectives", {})), None)
+    load_heads = (_LOAD_FIGURES[load],) if load else ()
+    speedup_head = "speed-up" if load else "speed-up (p95)"
+    for name in ("p50 ms", p95_head, *load_heads, speedup_head, *heads, "MiB"):
         table.add_column(name, justify="right")
+    table.add_column("tied with")
+    check = front.get("verification") or {}
     if base:
         table.add_row(
             "base",
             "tf fp32 (baseline)",
             _fmt(base["latency_p50_ms"]),
-            _fmt(base["latency_p95_ms"]),
+            _with_interval(
+                base["latency_p95_ms"],
+                (check.get("baseline_intervals") or {}).get("latency_p95_ms"),
+            ),
+            *((_fmt(base.get(load), 1),) if load else ()),
             "1.00x",
             _fmt(base.get(quality), 4),
             _fmt(base.get(versus), 4),
             _fmt(base["model_size_mb"]),
+            "",
             style="dim",
         )
     for point in front["points"]:
-        fig, spread = point["figures"], point.get("spread") or {}
-        p95 = _fmt(fig["latency_p95_ms"])
-        if "latency_p95_ms" in spread:
-            lo, hi = spread["latency_p95_ms"]
-            p95 += f" [dim]({_fmt(lo)}-{_fmt(hi)})[/]"
+        fig = point["figures"]
+        intervals = point.get("intervals") or {}
         table.add_row(
             str(point["number"]),
             describe_config(point["config"]),
             _fmt(fig["latency_p50_ms"]),
-            p95,
+            _with_interval(fig["latency_p95_ms"], intervals.get("latency_p95_ms")),
+            *((_with_interval(fig.get(load), intervals.get(load), 1),) if load else ()),
             _fmt(point["speedup_p95"], 2, "x"),
             _fmt(fig.get(quality), 4),
             _fmt(fig.get(versus), 4),
             _fmt(fig["model_size_mb"]),
+            "tie: " + ", ".join(f"#{n}" for n in point["ties_with"])
+            if point.get("ties_with")
+            else "",
         )
     return table
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -19,7 +19,34 @@ from infertune.cli._common import (
     current_settings,
 )
 
-__all__ = ["bench", "info"]
+if TYPE_CHECKING:
+    from infertune.space.schema import ScenarioSpec
+
+__all__ = ["OutputOption", "TrustOption", "bench", "info", "scenario_spec"]
+
+#: ``space.schema.DEFAULT_PRICE_PER_CORE_HOUR``, repeated so ``--help`` imports no schema.
+DEFAULT_PRICE_PER_CORE_HOUR = 0.05
+
+#: ``--output``: the scored output of a model with several outputs (``tune`` takes it too).
+OutputOption = Annotated[
+    str | None,
+    typer.Option(
+        "--output",
+        help="The output to score, for a model with several outputs (their names are listed "
+        "when it is missing); the tuned model serves that output only.",
+        show_default=False,
+    ),
+]
+
+#: ``--trust-saved-model``: let a SavedModel (a TensorFlow program) run (``tune`` takes it too).
+TrustOption = Annotated[
+    bool,
+    typer.Option(
+        "--trust-saved-model",
+        help="Accept a SavedModel folder: its ops run on this host, so pass this only for a "
+        "model whose author you trust (.keras files need no flag).",
+    ),
+]
 
 
 def bench(
@@ -28,6 +55,8 @@ def bench(
     train_data: TrainDataOption = None,
     x_key: XKeyOption = "x",
     y_key: YKeyOption = "y",
+    output: OutputOption = None,
+    trust_saved_model: TrustOption = False,
     runtime: Annotated[
         str,
         typer.Option(
@@ -52,13 +81,70 @@ def bench(
             help="Share of filters/units removed from each prunable layer (structured), 0 to <1.",
         ),
     ] = 0.0,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Samples per call.")] = 1,
+    batch_size: Annotated[
+        int,
+        typer.Option(
+            "--batch-size",
+            help="Samples per call (offline); the dynamic batcher's largest batch (server).",
+        ),
+    ] = 1,
     threads: Annotated[
         int | None,
         typer.Option(
             "--threads", help="Threads for the runtime (default: all cores).", show_default=False
         ),
     ] = None,
+    instances: Annotated[
+        int,
+        typer.Option(
+            "--instances",
+            help="Model instances serving side by side, each with --threads threads "
+            "(offline and server; instances x threads <= cores).",
+        ),
+    ] = 1,
+    max_queue_delay_ms: Annotated[
+        float,
+        typer.Option(
+            "--max-queue-delay-ms",
+            help="Server: how long the dynamic batcher may hold a request to fill a batch.",
+        ),
+    ] = 0.0,
+    scenario: Annotated[
+        str,
+        typer.Option(
+            "--scenario",
+            help="single_stream (one call at a time: latency), offline (all samples at "
+            "once: throughput) or server (Poisson arrivals at --qps, or the highest rate "
+            "meeting --slo-p99-ms).",
+        ),
+    ] = "single_stream",
+    qps: Annotated[
+        float | None,
+        typer.Option("--qps", help="Server: the arrival rate to time at.", show_default=False),
+    ] = None,
+    slo_p99_ms: Annotated[
+        float | None,
+        typer.Option(
+            "--slo-p99-ms",
+            help="Server: find the highest rate whose p99 latency meets this (max_qps_at_slo).",
+            show_default=False,
+        ),
+    ] = None,
+    serving_duration: Annotated[
+        float,
+        typer.Option(
+            "--serving-duration",
+            help="Offline/server: the shortest run in seconds (server runs are also at least "
+            "662 queries, for a p99).",
+        ),
+    ] = 2.0,
+    price_per_core_hour: Annotated[
+        float,
+        typer.Option(
+            "--price-per-core-hour",
+            help="USD per core-hour, for cost_per_million.",
+        ),
+    ] = DEFAULT_PRICE_PER_CORE_HOUR,
     finetune_epochs: Annotated[
         int,
         typer.Option(
@@ -91,6 +177,13 @@ def bench(
     invalid (exit status 3) and its latency figures are withheld. Accuracy is measured on
     the whole evaluation set, with agreement against the fp32 model's predictions. Built
     variants are cached under the home folder.
+
+    Under load (--scenario offline or server, MLPerf's rules) the variant serves from
+    --instances copies: offline reports samples per second; server sends Poisson arrivals
+    through a dynamic batcher and reports latency from each request's scheduled arrival
+    (queueing included) at --qps, or searches the highest rate whose p99 meets
+    --slo-p99-ms (max_qps_at_slo). Every result has cost_per_million at
+    --price-per-core-hour.
     """
     from pydantic import ValidationError
 
@@ -100,14 +193,18 @@ def bench(
     from infertune.measure.engine import Engine
     from infertune.measure.window import MeasurementWindow
 
+    names = FLAG_NAMES | {"instances": "--instances", "max_queue_delay_ms": "--max-queue-delay-ms"}
     config = InferenceConfig.parse(
-        names=FLAG_NAMES,
+        names=names,
         runtime=runtime,
         precision=precision,
         prune_ratio=prune_ratio,
         batch_size=batch_size,
         threads=threads,
+        instances=instances,
+        max_queue_delay_ms=max_queue_delay_ms,
     )
+    spec = scenario_spec(scenario, qps, slo_p99_ms, serving_duration, price_per_core_hour)
     try:
         window = MeasurementWindow(
             warmup_s=warmup,
@@ -123,15 +220,67 @@ def bench(
             f"Invalid measurement window: {where + ': ' if where else ''}{message}."
         ) from None
     with Reporter() as reporter, Engine(current_settings(), on_event=reporter) as engine:
-        subject = engine.resolve(model, data, train_data, x_key, y_key)
-        result = engine.bench(subject, config, window, finetune_epochs=finetune_epochs)
+        subject = engine.resolve(
+            model,
+            data,
+            train_data,
+            x_key,
+            y_key,
+            output=output,
+            trust_saved_model=trust_saved_model,
+        )
+        result = engine.bench(
+            subject, config, window, finetune_epochs=finetune_epochs, scenario=spec
+        )
     record = result.to_json()
+    contention = result.measurement.contention
+    if contention and contention.get("disturbed"):
+        busiest = ", ".join(
+            f"{p['name']} (pid {p['pid']}, {p['cores']:.2f} cores)" for p in contention["busiest"]
+        )
+        typer.echo(
+            f"infertune: warning: the machine was busy while timing ({contention['reason']}, "
+            f"still after {contention['attempts']} attempts); these figures are slower and "
+            f"noisier than a quiet machine's" + (f"; busiest: {busiest}" if busiest else ""),
+            err=True,
+        )
     if as_json:
         typer.echo(json.dumps(record, indent=2))
     else:
         stdout.print(bench_table(record))
     if not result.valid:
         raise typer.Exit(EXIT_INVALID_MEASUREMENT)
+
+
+def scenario_spec(
+    scenario: str,
+    qps: float | None,
+    slo_p99_ms: float | None,
+    duration: float,
+    price: float,
+) -> ScenarioSpec:
+    """The scenario from ``bench``'s flags, refused in one line when they do not fit."""
+    from pydantic import ValidationError
+
+    from infertune.exceptions import ConfigurationError
+    from infertune.space.schema import Scenario, ScenarioSpec
+
+    if scenario not in {s.value for s in Scenario}:
+        raise ConfigurationError(
+            f"--scenario {scenario!r} is not a scenario; use single_stream, offline or server."
+        )
+    try:
+        return ScenarioSpec(
+            name=Scenario(scenario),
+            target_qps=qps,
+            slo_p99_ms=slo_p99_ms,
+            min_duration_s=duration,
+            price_per_core_hour=price,
+        )
+    except ValidationError as exc:
+        message = exc.errors()[0]["msg"].removeprefix("Value error, ")
+        flags = message.replace("target_qps", "--qps").replace("slo_p99_ms", "--slo-p99-ms")
+        raise ConfigurationError(f"Invalid scenario: {flags}.") from None
 
 
 def info(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -64,15 +64,23 @@ def schedule_add(
             help="Promote only when p95 is faster than production by more than this fraction.",
         ),
     ] = 0.05,
+    replace: Annotated[
+        bool,
+        typer.Option(
+            "--replace", help="Replace the study's existing schedule (shows what changes)."
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Re-tune STUDY on a schedule: a new study warm-started from its last front.
 
     Give exactly one of --cron or --every. With --auto-promote MODEL, a re-tune promotes its
     best verified configuration only if it beats the production one (re-timed in the same
-    run) by more than --min-gain. Adding a schedule for a study that has one replaces it.
+    run) by more than --min-gain. A study has one schedule: adding another is refused, with
+    what would change, unless --replace is given.
     """
-    from infertune.scheduling.schedules import add_schedule, parse_cron, parse_every
+    from infertune.exceptions import InputError
+    from infertune.scheduling.schedules import add_schedule, overview, parse_cron, parse_every
     from infertune.tuning import queries
 
     if cron is not None:  # a bad expression is the first thing to say
@@ -81,15 +89,75 @@ def schedule_add(
         parse_every(every)
     db = platform_db()
     queries.load(study, settings_storage(None))  # the study must exist
+    existing = next((r for r in overview(db) if r["study"] == study), None)
+    changes: list[str] = []
+    if existing is not None:
+        every_s = parse_every(every) if every is not None else None
+        wanted = {"cron": cron, "every_s": every_s, "trials": trials}
+        wanted.update(auto_promote=auto_promote, alias=alias, min_gain=min_gain)
+        changes = schedule_changes(existing, wanted)
+        if not replace:
+            raise InputError(
+                f"'{study}' already has a schedule ({_settings_text(existing)}); add --replace "
+                "to replace it"
+                + (f" ({'; '.join(changes)})." if changes else " (nothing would change).")
+            )
     added = add_schedule(db, study, cron, every, trials, auto_promote, alias, min_gain)
     if as_json:
-        typer.echo(json.dumps(added, indent=2))
+        typer.echo(
+            json.dumps({**added, "replaced": existing is not None, "changes": changes}, indent=2)
+        )
     else:
         when = (added["next_run"] or "")[:16].replace("T", " ")
+        if existing is not None:
+            typer.echo(
+                f"Replaced the schedule of '{study}': "
+                + ("; ".join(changes) if changes else "nothing changed")
+                + "."
+            )
         typer.echo(
             f"Scheduled re-tuning of '{study}'; next run {when} UTC while `infertune scheduler` "
             "runs."
         )
+
+
+def _when(cron: str | None, every_s: float | None) -> str:
+    from infertune.cli._display import format_every
+
+    return f"cron '{cron}'" if cron else f"every {format_every(every_s or 0)}"
+
+
+def _settings_text(row: dict[str, Any]) -> str:
+    """A schedule in a few words: ``every 6h, 15 trials, auto-promote m@production``."""
+    text = f"{_when(row['cron'], row['every_s'])}, {row['trials']} trials"
+    if row["auto_promote"]:
+        text += f", auto-promote {row['auto_promote']}@{row['alias']}"
+    return text
+
+
+def schedule_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """What replacing schedule ``old`` by ``new`` changes, one ``what: before -> after`` each.
+
+    Both hold ``cron``, ``every_s``, ``trials``, ``auto_promote``, ``alias`` and
+    ``min_gain`` (as ``schedule_dict`` returns them).
+    """
+    changes = []
+    before = _when(old["cron"], old["every_s"])
+    after = _when(new["cron"], new["every_s"])
+    if before != after:
+        changes.append(f"when: {before} -> {after}")
+    if old["trials"] != new["trials"]:
+        changes.append(f"trials: {old['trials']} -> {new['trials']}")
+    if old["auto_promote"] != new["auto_promote"]:
+        changes.append(
+            f"auto-promote: {old['auto_promote'] or 'off'} -> {new['auto_promote'] or 'off'}"
+        )
+    elif new["auto_promote"]:
+        if old["alias"] != new["alias"]:
+            changes.append(f"alias: {old['alias']} -> {new['alias']}")
+        if old["min_gain"] != new["min_gain"]:
+            changes.append(f"min gain: {old['min_gain']:g} -> {new['min_gain']:g}")
+    return changes
 
 
 @schedule_app.command("list")

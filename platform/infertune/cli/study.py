@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Annotated
@@ -17,10 +18,12 @@ from infertune.cli._common import (
     TrainDataOption,
     XKeyOption,
     YKeyOption,
+    check_tracking,
     current_settings,
     platform_db,
     settings_storage,
 )
+from infertune.cli.bench import OutputOption, TrustOption
 from infertune.exceptions import InfertuneError
 
 __all__ = ["default_study_name", "front", "show", "studies", "tune", "verify_command"]
@@ -32,6 +35,8 @@ def tune(
     train_data: TrainDataOption = None,
     x_key: XKeyOption = "x",
     y_key: YKeyOption = "y",
+    output: OutputOption = None,
+    trust_saved_model: TrustOption = False,
     space: Annotated[
         str,
         typer.Option(
@@ -82,6 +87,15 @@ def tune(
     verify: Annotated[
         bool, typer.Option("--verify/--no-verify", help="Re-measure the front after the search.")
     ] = True,
+    heartbeat: Annotated[
+        int,
+        typer.Option(
+            "--heartbeat",
+            min=1,
+            help="Seconds between heartbeats; a trial silent for 3 heartbeats (its process "
+            "died) is failed and retried, and does not count against the budget.",
+        ),
+    ] = 10,
     as_json: JsonOption = False,
 ) -> None:
     """Search inference configurations of a model and print the verified Pareto front.
@@ -89,21 +103,22 @@ def tune(
     The baseline (tf, fp32, batch 1, all cores) is measured first; constraints and
     speed-ups refer to it. A trial whose accuracy already breaks a constraint is pruned
     before its timing. Every trial is an MLflow run under the study's parent run.
-    Ctrl-C stops cleanly: run the same command again to resume.
+    Ctrl-C stops cleanly: run the same command again to resume. One live `tune` per
+    study: a second is refused (add `infertune worker` processes instead); a killed one's
+    study is taken over by the next `tune`, its running trial failed and retried.
     """
     from infertune.cli._display import Reporter, front_table, stdout
     from infertune.measure.accuracy import describe_task, quality_meaning
     from infertune.measure.engine import Engine
     from infertune.space import load_space
     from infertune.tuning import queries
+    from infertune.tuning.distributed import finished_count
     from infertune.tuning.lifecycle import StudyRun
     from infertune.tuning.sampling import SAMPLERS, make_sampler
     from infertune.tuning.study import (
-        FINISHED_STATES,
         check_measurable,
         check_parallelism,
         open_study,
-        storage_url,
         study_spec,
     )
 
@@ -111,21 +126,30 @@ def tune(
     search_space, space_path = load_space(space)
     if sampler not in SAMPLERS:
         raise InfertuneError(f"Unknown sampler '{sampler}'; choose one of {', '.join(SAMPLERS)}.")
-    url = storage_url(settings, storage)
+    url = settings_storage(storage)
     check_parallelism(url, jobs)
     db = platform_db()
+    check_tracking()
     name = study or default_study_name(model, space_path.stem)
     with Reporter() as reporter, Engine(settings, on_event=reporter) as engine:
-        subject = engine.resolve(model, data, train_data, x_key, y_key)
+        subject = engine.resolve(
+            model,
+            data,
+            train_data,
+            x_key,
+            y_key,
+            output=output,
+            trust_saved_model=trust_saved_model,
+        )
         # Before a study is created or a baseline measured: a space the task cannot score.
         check_measurable(search_space, subject.task)
         task = f"{describe_task(subject.task)}; quality = {quality_meaning(subject.task)}"
         reporter({"event": "step", "task": f"task: {task}"})
         the_sampler = make_sampler(sampler, seed, trials, search_space)
         opened, resumed = open_study(
-            name, url, study_spec(subject, search_space), search_space, the_sampler
+            name, url, study_spec(subject, search_space), search_space, the_sampler, heartbeat
         )
-        done = len(opened.get_trials(deepcopy=False, states=FINISHED_STATES))
+        done = finished_count(opened)
         reporter(
             {
                 "event": "step",
@@ -133,9 +157,28 @@ def tune(
                 f"'{name}' ({done}/{trials} trials done) in {url}",
             }
         )
-        run = StudyRun(settings, db, engine, opened, subject, search_space, url, on_event=reporter)
+        run = StudyRun(
+            settings,
+            db,
+            engine,
+            opened,
+            subject,
+            search_space,
+            url,
+            on_event=reporter,
+            heartbeat_s=heartbeat,
+        )
         try:
-            run.execute(trials, timeout=timeout, jobs=jobs, verify=verify, progress=reporter.trials)
+            scenario = search_space.measurement.scenario
+            run.execute(
+                trials,
+                timeout=timeout,
+                jobs=jobs,
+                verify=verify,
+                progress=functools.partial(
+                    reporter.trials, scenario=str(scenario.name), slo_p99_ms=scenario.slo_p99_ms
+                ),
+            )
         except KeyboardInterrupt:
             reporter(
                 {

@@ -14,7 +14,7 @@ can say with confidence ``c`` that the percentile is under it:
 - :func:`meets_latency_target`: the server scenario's check, whether enough queries ran
   for the count of those over a latency target.
 
-Pure Python (no SciPy): the binomial tail is summed in log space.
+The binomial tail comes from SciPy (``binom.logcdf``), imported on first use.
 """
 
 from __future__ import annotations
@@ -37,17 +37,9 @@ CONFIDENCE = 0.99
 
 def _log_binom_cdf(t: int, n: int, q: float) -> float:
     """``log P(X <= t)`` for ``X ~ Binomial(n, q)``, ``0 < q < 1``."""
-    log_q, log_1q = math.log(q), math.log1p(-q)
-    terms = [
-        math.lgamma(n + 1)
-        - math.lgamma(k + 1)
-        - math.lgamma(n - k + 1)
-        + k * log_q
-        + (n - k) * log_1q
-        for k in range(min(t, n) + 1)
-    ]
-    top = max(terms)
-    return top + math.log(sum(math.exp(x - top) for x in terms))
+    from scipy.stats import binom
+
+    return float(binom.logcdf(t, n, q))
 
 
 @lru_cache(maxsize=4096)
@@ -107,11 +99,15 @@ def percentile_upper_bound(
     if n < min_queries(percentile, confidence):
         return None
     ordered = sorted(latencies)
-    # Passing counts grow with t: walk up until h(t) + t no longer fits.
-    t = 1
-    while min_passing(t + 1, percentile, confidence) + t + 1 <= n:
-        t += 1
-    return float(ordered[n - t])
+    # h(t) + t grows with t: the largest t that still fits in n, by bisection.
+    low, high = 1, n  # h(1) + 1 <= n holds (n >= min_queries)
+    while low < high:
+        mid = (low + high + 1) // 2
+        if min_passing(mid, percentile, confidence) + mid <= n:
+            low = mid
+        else:
+            high = mid - 1
+    return float(ordered[n - low])
 
 
 def meets_latency_target(

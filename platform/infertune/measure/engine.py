@@ -32,21 +32,34 @@ from infertune.hashing import json_sha256
 from infertune.knobs.spec import InferenceConfig, Runtime
 from infertune.measure.accuracy import SCORE_FIGURES, SCORING_VERSION, detect_task, score
 from infertune.measure.efficiency import efficiency
-from infertune.measure.fingerprint import check_threads, fingerprint, library_versions
-from infertune.measure.hostlock import host_timing_lock
+from infertune.measure.fingerprint import (
+    check_threads,
+    fingerprint,
+    library_versions,
+    usable_cores,
+)
+from infertune.measure.hostlock import host_timing_lock, host_work_lock
 from infertune.measure.records import Measurement, MeasurementDetails, Scores, VariantFacts
 from infertune.measure.variants import (
     CALIBRATION_SAMPLES,
     Variant,
     VariantCache,
     artifact_key,
+    output_key,
     pruned_key,
 )
 from infertune.measure.window import MeasurementWindow
 from infertune.models import demo as demos
-from infertune.models.data import Dataset, check_compatible, load_dataset
-from infertune.models.sources import ModelSource, check_model_path
+from infertune.models.data import (
+    Dataset,
+    check_data_file,
+    check_inputs,
+    input_keys,
+    load_dataset,
+)
+from infertune.models.sources import ModelFormat, ModelSource, check_model_path
 from infertune.runtimes import get_backend
+from infertune.space.schema import Scenario, ScenarioSpec
 from infertune.workers import WorkerProcess, WorkerRole
 from infertune.workers.protocol import (
     BuildRequest,
@@ -57,6 +70,8 @@ from infertune.workers.protocol import (
     LoadRequest,
     PredictRequest,
     PruneRequest,
+    SelectOutputRequest,
+    ServeRequest,
     Timing,
     TrainingData,
 )
@@ -64,7 +79,7 @@ from infertune.workers.protocol import (
 EventHandler = Callable[[dict[str, Any]], None]
 
 #: Bump when the inspection result's fields change.
-_INSPECT_FORMAT = 2
+_INSPECT_FORMAT = 3
 
 #: What a converted variant inherits from the .keras variant it was converted from.
 _INHERITED_FACTS = (
@@ -110,7 +125,13 @@ LOAD_TIMEOUT = 300.0
 
 @dataclass(frozen=True)
 class Subject:
-    """A model with its data, checked and inspected: what configurations are applied to."""
+    """A model with its data, checked and inspected: what configurations are applied to.
+
+    Attributes:
+        output: The scored output named with ``--output`` (``None``: the model's only one).
+        cut: The model cut to the scored output, where the source has several outputs:
+            every variant, reference prediction and promoted model starts from it.
+    """
 
     label: str
     source: ModelSource
@@ -118,6 +139,54 @@ class Subject:
     train_data: Dataset | None
     info: dict[str, Any]
     task: dict[str, Any]
+    output: str | None = None
+    cut: Path | None = None
+    trusted: bool = False
+    """A SavedModel the user trusted (``--trust-saved-model``); the study remembers it."""
+
+    @property
+    def model_path(self) -> Path:
+        """The model every variant is built from (the source, or its cut to the output)."""
+        return self.cut if self.cut is not None else self.source.path
+
+    @property
+    def model_key(self) -> str:
+        """The identity of :attr:`model_path` in cache keys (the source's hash if uncut)."""
+        if self.cut is None:
+            return self.source.sha256
+        return json_sha256({"model": self.source.sha256, "output": self.output})
+
+    @property
+    def input_names(self) -> list[str]:
+        """The model's inputs, in its order."""
+        return [str(spec["name"]) for spec in self.info["inputs"]]
+
+    @property
+    def x_keys(self) -> list[str]:
+        """The data's input arrays, one per model input in the model's order."""
+        return list(self.eval_data.x_keys)
+
+    def data_fields(self) -> dict[str, Any]:
+        """How the study's data feeds the model (spec entries; a study resumes with them).
+
+        ``x_keys`` and ``output`` appear only where they say more than ``x_key``: a
+        single-input, single-output model's spec is what it always was.
+        """
+        fields: dict[str, Any] = {"x_key": self.eval_data.x_key, "y_key": self.eval_data.y_key}
+        if len(self.x_keys) > 1:
+            fields["x_keys"] = self.x_keys
+        if self.output is not None:
+            fields["output"] = self.output
+        if self.trusted:
+            fields["trust_saved_model"] = True
+        return fields
+
+    def serving_sample(self, limit: int) -> np.ndarray | dict[str, np.ndarray]:
+        """Evaluation inputs as a promoted model takes them: an array, or a dict by input name."""
+        xs = self.eval_data.load_inputs(limit)
+        if len(xs) == 1:
+            return xs[0]
+        return dict(zip(self.input_names, xs, strict=True))
 
 
 class Engine:
@@ -198,6 +267,9 @@ class Engine:
         train_data: Path | None = None,
         x_key: str = "x",
         y_key: str = "y",
+        output: str | None = None,
+        x_keys: list[str] | None = None,
+        trust_saved_model: bool = False,
     ) -> Subject:
         """Check a model and its data and inspect the model (cached by content).
 
@@ -206,8 +278,18 @@ class Engine:
             data: Evaluation ``.npz``; a demo model brings its own.
             train_data: Optional training ``.npz`` (fine-tuning after pruning, calibration);
                 a demo model brings its own.
-            x_key: Name of the input array in the data files.
+            x_key: Name of the input array in the data files; for a model with several
+                inputs, the prefix of the positional names (``x0``, ``x1``, ...) used where no
+                array is named after an input.
             y_key: Name of the target array in the data files.
+            output: The scored output of a model with several (cut to it before anything).
+            x_keys: The input arrays as resolved before (a resumed study's), one per input.
+            trust_saved_model: Accept a SavedModel folder: a TensorFlow program whose ops
+                run on this host (refused otherwise).
+
+        Raises:
+            InputError: Bad files, missing or ambiguous input arrays, several outputs and no
+                ``output`` (or an unknown one), data that does not fit the model.
         """
         if model.startswith("demo:"):
             trained = self.ensure_demo(model)
@@ -215,22 +297,39 @@ class Engine:
             data = data or trained.eval_path
             train_data = train_data or trained.train_path
         else:
-            source = check_model_path(Path(model))
+            source = check_model_path(Path(model), trust_saved_model)
             if data is None:
                 raise InputError(
                     "No evaluation data: pass --data FILE.npz with arrays 'x' (inputs) and "
                     "'y' (targets)."
                 )
-        eval_set = load_dataset(data, x_key, y_key, role="evaluation data")
+        # Cheap checks first: a wrong path fails before a worker starts.
+        check_data_file(data, "evaluation data")
+        if train_data is not None:
+            check_data_file(train_data, "training data")
+        info = self.inspect(source, output)
+        names = [str(spec["name"]) for spec in info["inputs"]]
+        # The arrays are chosen once, on the evaluation file; training data names them alike.
+        keys = tuple(x_keys) if x_keys else input_keys(data, names, x_key)
+        if train_data is not None and len(names) > 1 and not x_keys:
+            train_keys = input_keys(train_data, names, x_key)
+            if train_keys != keys:
+                raise InputError(
+                    f"The training data {train_data} names the model's inputs "
+                    f"{', '.join(map(repr, train_keys))} but the evaluation data {data} "
+                    f"{', '.join(map(repr, keys))}; name the arrays alike in both files."
+                )
+        eval_set = load_dataset(data, keys, y_key, role="evaluation data")
         train_set = (
-            load_dataset(train_data, x_key, y_key, role="training data") if train_data else None
+            load_dataset(train_data, keys, y_key, role="training data") if train_data else None
         )
-        info = self.inspect(source)
-        check_compatible(eval_set, info["input_shape"], info["input_dtype"])
+        check_inputs(eval_set, info["inputs"])
         if train_set is not None:
-            check_compatible(train_set, info["input_shape"], info["input_dtype"])
+            check_inputs(train_set, info["inputs"])
+        cut = self._cut_to_output(source, output) if len(info["outputs"]) > 1 else None
         task = detect_task(info["output_shape"], info["final_activation"], eval_set.load_y())
-        return Subject(model, source, eval_set, train_set, info, task)
+        trusted = trust_saved_model and source.format is ModelFormat.SAVED_MODEL
+        return Subject(model, source, eval_set, train_set, info, task, info["output"], cut, trusted)
 
     def ensure_demo(self, name: str) -> demos.DemoModel:
         """Train a demo model on first use (cached under home)."""
@@ -254,22 +353,45 @@ class Engine:
 
                 shutil.rmtree(build_dir, ignore_errors=True)
 
-    def inspect(self, source: ModelSource) -> dict[str, Any]:
-        """Input/output signature and prunability of a model (cached by content hash)."""
-        path = self.settings.cache_dir / "models" / f"{source.sha256[:24]}.json"
+    def inspect(self, source: ModelSource, output: str | None = None) -> dict[str, Any]:
+        """Inputs, outputs and prunability of a model (cached by content hash and output).
+
+        A model with several outputs is described as cut to ``output``; the worker refuses
+        one without ``output`` or with an unknown one (the message lists its outputs).
+        """
+        name = source.sha256[:24] + (f"-{json_sha256(output)[:12]}" if output else "")
+        path = self.settings.cache_dir / "models" / f"{name}.json"
         if path.is_file():
             info: dict[str, Any] = json.loads(path.read_text())
             if info.get("format") == _INSPECT_FORMAT:
                 return info
         self._step("inspecting the model")
         answer = self.tools().request(
-            InspectRequest(path=str(source.path), format=str(source.format)),
+            InspectRequest(path=str(source.path), format=str(source.format), output=output),
             timeout=INSPECT_TIMEOUT,
             on_event=self.on_event,
         )
         info = answer.model_dump() | {"format": _INSPECT_FORMAT}
         _write_json(path, info)
         return info
+
+    def _cut_to_output(self, source: ModelSource, output: str | None) -> Path:
+        """The source model cut to its scored output (built once, cached by content)."""
+        if output is None:  # pragma: no cover - inspection refuses it first
+            raise InputError(f"Model {source.path} has several outputs; pass --output NAME.")
+        key = output_key(source.sha256, output)
+
+        def build(out: Path) -> dict[str, Any]:
+            self._step(f"cutting the model to its output '{output}'")
+            self.tools().request(
+                SelectOutputRequest(source=str(source.path), out_path=str(out), output=output),
+                timeout=INSPECT_TIMEOUT,
+                on_event=self.on_event,
+            )
+            return {"output": output}
+
+        facts = {"prune_ratio": 0.0, "precision": "fp32"}
+        return self.cache.get_or_build(key, "keras", "model.keras", facts, build).path
 
     # -- variants ------------------------------------------------------------------------
 
@@ -291,7 +413,7 @@ class Engine:
             backend,
             base.key,
             config.precision,
-            {"data": calibration.sha256, "x_key": calibration.x_key} if calibration else None,
+            {"data": calibration.sha256, **_keys(calibration)} if calibration else None,
         )
 
         def build(out: Path) -> dict[str, Any]:
@@ -305,7 +427,7 @@ class Engine:
                 calibration=(
                     CalibrationData(
                         path=str(calibration.path),
-                        x_key=calibration.x_key,
+                        x_keys=list(calibration.x_keys),
                         samples=CALIBRATION_SAMPLES,
                     )
                     if calibration is not None
@@ -330,12 +452,11 @@ class Engine:
     def _keras_variant(
         self, subject: Subject, config: InferenceConfig, finetune_epochs: int
     ) -> Variant:
-        source = subject.source
         if config.prune_ratio == 0:
             return Variant(
-                f"source-{source.sha256}",
+                f"source-{subject.model_key}",
                 "keras",
-                source.path,
+                subject.model_path,
                 {
                     "params": subject.info.get("params"),
                     "macs": subject.info.get("macs"),
@@ -352,28 +473,30 @@ class Engine:
         finetune = (
             {
                 "data": train.sha256,
-                "x_key": train.x_key,
+                **_keys(train),
                 "y_key": train.y_key,
                 "epochs": epochs,
                 "seed": 0,
                 "task": subject.task,
+                # Part of the key: variants fine-tuned at another rate are not reused.
+                "learning_rate": PruneRequest.model_fields["learning_rate"].default,
             }
             if train is not None and epochs > 0
             else None
         )
-        key = pruned_key(source.sha256, config.prune_ratio, finetune)
+        key = pruned_key(subject.model_key, config.prune_ratio, finetune)
 
         def build(out: Path) -> dict[str, Any]:
             tuning = f", then fine-tuning {epochs} epochs" if epochs else ""
             self._step(f"pruning {config.prune_ratio:.0%} of the channels{tuning}")
             request = PruneRequest(
-                source=str(source.path),
+                source=str(subject.model_path),
                 out_path=str(out),
                 ratio=config.prune_ratio,
                 task=subject.task,
                 epochs=epochs,
                 train=(
-                    TrainingData(path=str(train.path), x_key=train.x_key, y_key=train.y_key)
+                    TrainingData(path=str(train.path), x_keys=list(train.x_keys), y_key=train.y_key)
                     if train is not None
                     else None
                 ),
@@ -402,7 +525,7 @@ class Engine:
             "variant": variant.key,
             "runtime": str(config.runtime),
             "data": subject.eval_data.sha256,
-            "x_key": subject.eval_data.x_key,
+            **_keys(subject.eval_data),
             "y_key": subject.eval_data.y_key,
             "task": subject.task,
             "scoring": SCORING_VERSION,
@@ -412,17 +535,20 @@ class Engine:
     def reference_predictions(self, subject: Subject) -> np.ndarray:
         """The source model's fp32 predictions on the evaluation set (cached)."""
         data = subject.eval_data
-        key = json_sha256([subject.source.sha256, data.sha256, data.x_key])
+        key = json_sha256(
+            [subject.model_key, data.sha256, data.x_key]
+            + ([list(data.x_keys)] if len(data.x_keys) > 1 else [])
+        )
         path = self.settings.cache_dir / "reference" / f"{key[:32]}.npy"
         if not path.is_file():
             self._step("computing reference (fp32) predictions")
             path.parent.mkdir(parents=True, exist_ok=True)
             self.measure_worker(Runtime.TF, None).request(
                 PredictRequest(
-                    artifact=str(subject.source.path),
+                    artifact=str(subject.model_path),
                     runtime=str(Runtime.TF),
                     data_path=str(subject.eval_data.path),
-                    x_key=subject.eval_data.x_key,
+                    x_keys=subject.x_keys,
                     out_path=str(path),
                 ),
                 timeout=PREDICT_TIMEOUT,
@@ -450,7 +576,7 @@ class Engine:
                     artifact=str(variant.path),
                     runtime=str(config.runtime),
                     data_path=str(subject.eval_data.path),
-                    x_key=subject.eval_data.x_key,
+                    x_keys=subject.x_keys,
                     out_path=str(out),
                 ),
                 timeout=PREDICT_TIMEOUT,
@@ -463,17 +589,28 @@ class Engine:
         return result
 
     def time(
-        self, subject: Subject, variant: Variant, config: InferenceConfig, window: MeasurementWindow
+        self,
+        subject: Subject,
+        variant: Variant,
+        config: InferenceConfig,
+        window: MeasurementWindow,
+        scenario: ScenarioSpec | None = None,
     ) -> Timing:
-        """Time the variant; one timing per host at a time."""
-        check_threads(config.threads)  # a host fact: checked here, not when a config parses
+        """Time the variant under a scenario (default: single stream).
+
+        One timing per host at a time (the host's timing lock).
+        """
+        # Host facts: checked here, not when a configuration parses.
+        check_threads(config.threads, config.instances)
+        if scenario is not None and scenario.name is not Scenario.SINGLE_STREAM:
+            return self._serve(subject, variant, config, scenario)
         worker = self.measure_worker(config.runtime, config.threads)
         load = LoadRequest(
             artifact=str(variant.path),
             runtime=str(config.runtime),
             batch_size=config.batch_size,
             data_path=str(subject.eval_data.path),
-            x_key=subject.eval_data.x_key,
+            x_keys=subject.x_keys,
         )
         self._step(f"timing {config.label()}")
         loaded = worker.request(load, timeout=LOAD_TIMEOUT, on_event=self.on_event)
@@ -491,18 +628,56 @@ class Engine:
             update={"waited_for_lock_s": round(waited, 3), "load_s": loaded.load_s}
         )
 
+    def _serve(
+        self, subject: Subject, variant: Variant, config: InferenceConfig, scenario: ScenarioSpec
+    ) -> Timing:
+        """The offline or server scenario, in one worker with ``instances`` model copies."""
+        worker = self.measure_worker(config.runtime, config.threads)
+        request = ServeRequest(
+            artifact=str(variant.path),
+            runtime=str(config.runtime),
+            data_path=str(subject.eval_data.path),
+            x_keys=subject.x_keys,
+            scenario=str(scenario.name),  # type: ignore[arg-type]
+            batch_size=config.batch_size,
+            instances=config.instances,
+            threads=config.threads,
+            max_queue_delay_ms=config.max_queue_delay_ms,
+            target_qps=scenario.target_qps,
+            slo_p99_ms=scenario.slo_p99_ms,
+            min_duration_s=scenario.min_duration_s,
+        )
+        self._step(f"serving {config.label()} ({scenario.name})")
+
+        def waiting() -> None:
+            self._step(f"serving {config.label()}: waiting for another timing on this host")
+
+        # A rate search runs up to 9 runs of at least 662 queries each, plus loads.
+        runs = 10 if scenario.slo_p99_ms is not None else 2
+        timeout = LOAD_TIMEOUT + runs * (scenario.min_duration_s * 4 + 60)
+        with host_timing_lock(on_wait=waiting) as waited:
+            timing = worker.request(request, timeout=timeout, on_event=self.on_event)
+        return timing.model_copy(update={"waited_for_lock_s": round(waited, 3)})
+
     def bench(
         self,
         subject: Subject,
         config: InferenceConfig,
         window: MeasurementWindow,
         finetune_epochs: int = 2,
+        scenario: ScenarioSpec | None = None,
     ) -> Measurement:
-        """Build, time and score one configuration; the figures as one record."""
-        variant = self.variant(subject, config, finetune_epochs)
-        timing = self.time(subject, variant, config, window)
-        scores = self.evaluate(subject, variant, config)
-        return self.record(subject, config, variant, timing, scores, window)
+        """Build, time and score one configuration; the figures as one record.
+
+        The build and the scoring hold the host's work lock (shared): they never run beside
+        another process's timing.
+        """
+        with host_work_lock():
+            variant = self.variant(subject, config, finetune_epochs)
+        timing = self.time(subject, variant, config, window, scenario)
+        with host_work_lock():
+            scores = self.evaluate(subject, variant, config)
+        return self.record(subject, config, variant, timing, scores, window, scenario)
 
     def record(
         self,
@@ -512,8 +687,10 @@ class Engine:
         timing: Timing,
         scores: Scores,
         window: MeasurementWindow,
+        scenario: ScenarioSpec | None = None,
     ) -> Measurement:
         """Combine a timing and a scoring of one variant into the documented record."""
+        price = (scenario or ScenarioSpec()).price_per_core_hour
         return Measurement(
             model=subject.label,
             model_sha256=subject.source.sha256,
@@ -532,10 +709,21 @@ class Engine:
             ),
             valid=timing.valid,
             invalid_reason=timing.invalid_reason,
+            scenario=timing.scenario,
+            target_qps=timing.target_qps,
+            achieved_qps=timing.achieved_qps,
+            max_qps_at_slo=timing.max_qps_at_slo,
+            slo_p99_ms=timing.slo_p99_ms,
+            cost_per_million=cost_per_million(timing, config, price),
             task=subject.task,
             eval_samples=scores.eval_samples,
             measurement=MeasurementDetails(
-                **{key: getattr(timing, key) for key in _MEASUREMENT_DETAILS}, window=window
+                **{key: getattr(timing, key) for key in _MEASUREMENT_DETAILS},
+                window=window,
+                serving=timing.serving,
+                contention=timing.contention,
+                latency_p95_bound_ms=timing.latency_p95_bound_ms,
+                latency_p99_bound_ms=timing.latency_p99_bound_ms,
             ),
             variant=VariantFacts(
                 key=variant.key,
@@ -548,6 +736,30 @@ class Engine:
             fingerprint=fingerprint(),
             warnings=list(self.warnings),
         )
+
+
+def _keys(data: Dataset) -> dict[str, Any]:
+    """A data set's input arrays in a cache key (as they always were for a single input)."""
+    keys: dict[str, Any] = {"x_key": data.x_key}
+    if len(data.x_keys) > 1:
+        keys["x_keys"] = list(data.x_keys)
+    return keys
+
+
+def cost_per_million(
+    timing: Timing, config: InferenceConfig, price_per_core_hour: float
+) -> float | None:
+    """USD for a million inferences at the measured rate on the cores the configuration uses.
+
+    The rate is the server scenario's ``max_qps_at_slo`` (else its achieved rate), or the
+    samples per second of the other scenarios; cores are instances x threads (all usable
+    cores for the runtime's default). ``None`` without a valid rate.
+    """
+    rate = timing.max_qps_at_slo or timing.throughput_sps
+    if not timing.valid or not rate:
+        return None
+    cores = config.cores(usable_cores())
+    return round(price_per_core_hour * cores / (rate * 3600.0) * 1e6, 6)
 
 
 def _write_json(path: Path, value: Any) -> None:

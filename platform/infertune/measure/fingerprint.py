@@ -93,11 +93,12 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def check_threads(threads: int | None) -> None:
+def check_threads(threads: int | None, instances: int = 1) -> None:
     """Refuse a thread setting this host cannot give (called where a measurement runs).
 
     Raises:
-        ConfigurationError: ``threads`` exceeds the cores this process may run on.
+        ConfigurationError: ``threads`` (times ``instances``) exceeds the cores this process
+            may run on.
     """
     cores = usable_cores()
     if threads is not None and threads > cores:
@@ -105,6 +106,14 @@ def check_threads(threads: int | None) -> None:
             f"threads={threads} exceeds the {cores} usable cores of this machine: measure it "
             f"with threads between 1 and {cores}, or leave threads unset for the runtime's "
             "default."
+        )
+    # Unset threads mean the runtime's default, all cores, for every instance.
+    each = threads or cores
+    if instances > 1 and instances * each > cores:
+        raise ConfigurationError(
+            f"instances={instances} x threads={threads or f'all {cores}'} needs "
+            f"{instances * each} cores; this machine has {cores} usable: set threads so "
+            "that instances x threads <= cores."
         )
 
 

@@ -56,8 +56,25 @@ class MeasurementDetails(_Record):
     runtime_settings: dict[str, Any] | None
     waited_for_lock_s: float | None
     latency_histogram: dict[str, list[float] | list[int]] | None
+    latency_p95_bound_ms: float | None = Field(
+        default=None, description="p95 is under this with 99% confidence (early stopping)."
+    )
+    latency_p99_bound_ms: float | None = Field(
+        default=None,
+        description="p99 is under this with 99% confidence; None below 662 timed calls.",
+    )
     worker_pid: int | None
     window: MeasurementWindow
+    serving: dict[str, Any] | None = Field(
+        default=None,
+        description="Offline/server: instances, batching, queries, the early-stopping p99 "
+        "bound and (with a p99 objective) the rate-vs-p99 curve.",
+    )
+    contention: dict[str, Any] | None = Field(
+        default=None,
+        description="How busy the rest of the machine was while timing; ``disturbed`` if over "
+        "the threshold after the retries.",
+    )
 
 
 class VariantFacts(_Record):
@@ -101,6 +118,15 @@ class Measurement(_Record):
     peak_pct: float | None
     valid: bool
     invalid_reason: str | None
+    scenario: str = "single_stream"
+    target_qps: float | None = None
+    achieved_qps: float | None = None
+    max_qps_at_slo: float | None = None
+    slo_p99_ms: float | None = None
+    cost_per_million: float | None = Field(
+        default=None,
+        description="USD per million inferences at the measured rate on the cores used.",
+    )
     task: dict[str, Any]
     eval_samples: int
     measurement: MeasurementDetails

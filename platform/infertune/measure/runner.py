@@ -18,8 +18,21 @@ from typing import Any
 import numpy as np
 
 from infertune.exceptions import InputError, MeasurementError
-from infertune.measure.stats import summarize
+from infertune.measure.contention import ContentionProbe
+from infertune.measure.early_stopping import min_queries, percentile_upper_bound
+from infertune.measure.hostlock import host_work_lock
+from infertune.measure.serving import (
+    BatchPolicy,
+    ServerResult,
+    ServerSettings,
+    max_qps_at_slo,
+    run_offline,
+    run_server,
+    take,
+)
+from infertune.measure.stats import histogram, summarize
 from infertune.measure.window import MeasurementWindow
+from infertune.models.data import read_inputs
 from infertune.runtimes import Runner, get_backend
 from infertune.workers.protocol import (
     LatencyRequest,
@@ -27,18 +40,21 @@ from infertune.workers.protocol import (
     LoadResult,
     PredictRequest,
     PredictResult,
+    ServeRequest,
     Timing,
 )
 from infertune.workers.server import WorkerContext, one_line
 from infertune.workers.tfsetup import worker_threads
 
-Predict = Callable[[np.ndarray], np.ndarray]
+#: One call's inputs: one array per model input, in the model's input order.
+Batch = list[np.ndarray]
+Predict = Callable[[Batch], np.ndarray]
 
 # The one loaded runner of this worker: a worker keeps a single model in memory, so the
 # peak memory it reports belongs to that model alone.
 _RUNNER: dict[tuple[str, str], Runner] = {}
 # Timing batches prepared at load time (outside the host's timing lock).
-_BATCHES: dict[tuple[str, str, int], list[np.ndarray]] = {}
+_BATCHES: dict[tuple[str, tuple[str, ...], int], list[Batch]] = {}
 
 
 def get_runner(artifact: str, runtime: str) -> Runner:
@@ -51,19 +67,15 @@ def get_runner(artifact: str, runtime: str) -> Runner:
     return _RUNNER[key]
 
 
-def get_batches(data_path: str, x_key: str, batch_size: int, dtype: Any) -> list[np.ndarray]:
+def get_batches(
+    data_path: str, x_keys: list[str], batch_size: int, dtypes: list[Any]
+) -> list[Batch]:
     """Timing batches for one data file and batch size (kept for the next timing)."""
-    key = (data_path, x_key, batch_size)
+    key = (data_path, tuple(x_keys), batch_size)
     if key not in _BATCHES:
         _BATCHES.clear()
-        _BATCHES[key] = _batches(_load_x(data_path, x_key, dtype), batch_size)
+        _BATCHES[key] = _batches(read_inputs(data_path, x_keys, dtypes), batch_size)
     return _BATCHES[key]
-
-
-def _load_x(data_path: str, x_key: str, dtype: Any) -> np.ndarray:
-    with np.load(data_path) as data:
-        x: np.ndarray = np.ascontiguousarray(data[x_key], dtype=dtype)
-    return x
 
 
 def _reset_peak_rss() -> bool:
@@ -88,7 +100,7 @@ def _peak_rss_mb() -> float:
 
 
 def time_calls(
-    predict: Predict, batches: list[np.ndarray], window: MeasurementWindow
+    predict: Predict, batches: list[Batch], window: MeasurementWindow
 ) -> tuple[list[int], float]:
     """Warm up, then time single calls until the window's minimums (or its maximum) are met.
 
@@ -132,61 +144,261 @@ def time_calls(
 _BATCH_POOL_BYTES = 64 * 2**20
 
 
-def _batches(x: np.ndarray, batch_size: int, count: int = 8) -> list[np.ndarray]:
+def _batches(xs: list[np.ndarray], batch_size: int, count: int = 8) -> list[Batch]:
     """A few distinct real batches from the data (cycled during timing).
 
+    ``xs`` holds one array per model input; a batch takes the same samples of each.
     Samples wrap around when the data holds fewer than ``count * batch_size`` of them.
     """
-    if len(x) == 0:
+    size = len(xs[0])
+    if size == 0:
         raise InputError("The evaluation data is empty.")
-    batch_bytes = max(1, x[:1].nbytes * batch_size)
+    batch_bytes = max(1, sum(x[:1].nbytes for x in xs) * batch_size)
     count = max(1, min(count, _BATCH_POOL_BYTES // batch_bytes))
-    return [
-        np.ascontiguousarray(x[np.arange(i * batch_size, (i + 1) * batch_size) % len(x)])
-        for i in range(count)
-    ]
+    rows = [np.arange(i * batch_size, (i + 1) * batch_size) % size for i in range(count)]
+    return [[np.ascontiguousarray(x[idx]) for x in xs] for idx in rows]
 
 
 def load_op(ctx: WorkerContext, request: LoadRequest) -> LoadResult:
     """Worker operation ``measure.load``: load a variant and its batches before timing.
 
-    Runs before the caller takes the host's timing lock, so no timing waits on it.
+    Runs before the caller takes the host's timing lock, so no timing waits on it; it holds
+    the host's work lock (shared), so it never runs beside another process's timing.
     """
-    started = time.perf_counter()
-    runner = get_runner(request.artifact, request.runtime)
-    get_batches(request.data_path, request.x_key, request.batch_size, runner.input_dtype)
-    return LoadResult(load_s=round(time.perf_counter() - started, 3))
+    with host_work_lock():
+        started = time.perf_counter()
+        runner = get_runner(request.artifact, request.runtime)
+        get_batches(request.data_path, request.x_keys, request.batch_size, runner.input_dtypes)
+        return LoadResult(load_s=round(time.perf_counter() - started, 3))
+
+
+def pin_cores(cores_used: int | None) -> list[int] | None:
+    """Pin this worker to a fixed set of cores when it uses fewer than it may run on.
+
+    The scheduler then cannot move the timed threads between cores mid-run (cold caches, a
+    core shared with whatever else runs). The last cores are taken: the first ones serve
+    most interrupts. ``INFERTUNE_PIN_CORES=off`` disables it.
+
+    Returns:
+        The cores pinned to, or ``None`` (not pinned: all cores used, or disabled).
+    """
+    if not hasattr(os, "sched_setaffinity"):
+        return None
+    if not _ALLOWED_CORES:  # what this worker may run on, before any pinning
+        _ALLOWED_CORES.extend(sorted(os.sched_getaffinity(0)))
+    allowed = _ALLOWED_CORES
+    disabled = os.environ.get("INFERTUNE_PIN_CORES", "auto").lower() in ("off", "0", "no")
+    if disabled or not cores_used or cores_used >= len(allowed):
+        os.sched_setaffinity(0, allowed)  # an earlier operation of this worker may have pinned
+        return None
+    chosen = allowed[-cores_used:]
+    os.sched_setaffinity(0, chosen)
+    return chosen
+
+
+_ALLOWED_CORES: list[int] = []
 
 
 def latency_op(ctx: WorkerContext, request: LatencyRequest) -> Timing:
     """Worker operation ``measure.latency``: time one variant at one batch size."""
     runner = get_runner(request.artifact, request.runtime)
-    batches = get_batches(request.data_path, request.x_key, request.batch_size, runner.input_dtype)
+    batches = get_batches(
+        request.data_path, request.x_keys, request.batch_size, runner.input_dtypes
+    )
     window = MeasurementWindow.model_validate(request.window)
+    pinned = pin_cores(worker_threads())
     # Peak memory of serving: the loaded model and runtime plus the timed calls, not
     # whatever this worker did before (e.g. predicting the whole evaluation set).
     _reset_peak_rss()
-    try:
-        latencies, wall_s = time_calls(runner.predict, batches, window)
-    except Exception as exc:
-        raise MeasurementError(f"Running the variant failed: {one_line(exc)}") from exc
+    attempts = 0
+    while True:
+        attempts += 1
+        probe = ContentionProbe()
+        probe.start()
+        try:
+            latencies, wall_s = time_calls(runner.predict, batches, window)
+        except Exception as exc:
+            raise MeasurementError(f"Running the variant failed: {one_line(exc)}") from exc
+        seen = probe.stop()
+        if seen is None or not seen.disturbed or attempts > window.disturbed_retries:
+            break
+        # Someone else used the cores: wait a little (growing), then time it again.
+        ctx.progress(f"the machine was busy ({seen.reason}); timing again", attempts)
+        time.sleep(0.5 * attempts)
     summary = summarize(latencies, batch_size=request.batch_size, wall_s=wall_s, window=window)
+    contention = None if seen is None else seen.to_json() | {"attempts": attempts}
     return Timing(
         **summary,
         peak_memory_mb=round(_peak_rss_mb(), 1),
-        runtime_settings=runner.effective_settings(),
+        runtime_settings=runner.effective_settings() | {"pinned_cores": pinned},
         worker_pid=os.getpid(),
+        contention=contention,
+    )
+
+
+def _pow2_at_most(n: int, cap: int) -> int:
+    size = 1
+    while size < n:
+        size *= 2
+    return min(size, cap)
+
+
+def _padder(batch_size: int) -> Callable[[Batch], Batch]:
+    """Pad a batch to the next power of two (at most ``batch_size``) by repeating a sample.
+
+    A dynamic batcher hands out batches of any size; padding keeps the shapes a runtime
+    sees to a few (each compiled or allocated once, at warm-up), as serving systems do.
+    The padded rows' outputs are dropped.
+    """
+
+    def pad(batch: Batch) -> Batch:
+        n = len(batch[0])
+        size = _pow2_at_most(n, batch_size)
+        if size == n:
+            return batch
+        return [np.concatenate([x, np.repeat(x[:1], size - n, axis=0)]) for x in batch]
+
+    return pad
+
+
+def _serving_timing(
+    request: ServeRequest, latencies_ms: np.ndarray, valid: bool, reason: str | None
+) -> dict[str, Any]:
+    """Latency figures of a serving run, as :class:`Timing` fields."""
+    ms = np.asarray(latencies_ms, dtype=np.float64)
+    if not valid or ms.size == 0:
+        names = [f"latency_p{p}_ms" for p in (50, 90, 95, 99)]
+        names += [f"latency_{k}_ms" for k in ("mean", "std", "min", "max")]
+        figures: dict[str, Any] = dict.fromkeys(names)
+    else:
+        figures = {
+            f"latency_p{p}_ms": float(np.percentile(ms, p, method="inverted_cdf"))
+            for p in (50, 90, 95, 99)
+        }
+        figures |= {
+            "latency_mean_ms": float(ms.mean()),
+            "latency_std_ms": float(ms.std()),
+            "latency_min_ms": float(ms.min()),
+            "latency_max_ms": float(ms.max()),
+            "latency_histogram": histogram(ms),
+        }
+    return figures | {"valid": valid, "invalid_reason": reason, "batch_size": request.batch_size}
+
+
+def serve_op(ctx: WorkerContext, request: ServeRequest) -> Timing:
+    """Worker operation ``measure.serve``: the offline or server scenario.
+
+    Loads ``instances`` copies of the artifact with ``threads`` threads each, warms every
+    padded batch shape, then runs the scenario (:mod:`infertune.measure.serving`). With a
+    p99 objective, the server scenario searches the highest rate that meets it, starting
+    under the offline throughput of the same instances and batch size.
+    """
+    _RUNNER.clear()
+    gc.collect()
+    backend = get_backend(request.runtime)
+    pinned = pin_cores(request.threads * request.instances if request.threads else None)
+    runners = [backend.load(request.artifact, request.threads) for _ in range(request.instances)]
+    inputs = read_inputs(request.data_path, request.x_keys, runners[0].input_dtypes)
+    pad = _padder(request.batch_size)
+    _reset_peak_rss()
+    try:
+        for runner in runners:  # warm every shape the batcher can produce
+            size = 1
+            while True:
+                for _ in range(3):
+                    runner.predict(pad(take(inputs, np.arange(size) % len(inputs[0]))))
+                if size >= request.batch_size:
+                    break
+                size = _pow2_at_most(size * 2, request.batch_size)
+        predicts = [runner.predict for runner in runners]
+        serving: dict[str, Any] = {
+            "instances": request.instances,
+            "threads_per_instance": request.threads,
+            "max_batch_size": request.batch_size,
+            "max_queue_delay_ms": request.max_queue_delay_ms,
+        }
+        extra: dict[str, Any] = {}
+        if request.scenario == "offline":
+            offline = run_offline(
+                predicts, inputs, request.batch_size, request.min_duration_s, batch_of=pad
+            )
+            serving |= offline.summary()
+            figures = _serving_timing(
+                request, offline.call_latencies_ms, offline.valid, offline.invalid_reason
+            )
+            timed_calls, timed_s = len(offline.call_latencies_ms), offline.duration_s
+            throughput: float | None = offline.throughput_sps if offline.valid else None
+        else:
+            policy = BatchPolicy(request.batch_size, request.max_queue_delay_ms)
+
+            def run_at(rate: float) -> ServerResult:
+                settings = ServerSettings(rate, policy, request.min_duration_s, seed=request.seed)
+                return run_server(predicts, inputs, settings, batch_of=pad)
+
+            if request.slo_p99_ms is not None:
+                ceiling = run_offline(
+                    predicts, inputs, request.batch_size, 0.5, batch_of=pad
+                ).throughput_sps
+                # Rates under the floor would take over 30 s for a p99's 662 queries.
+                floor = min_queries(0.99) / 30.0
+                search = max_qps_at_slo(
+                    run_at, request.slo_p99_ms, ceiling_qps=max(ceiling, floor), floor_qps=floor
+                )
+                result = search.best
+                curve = search.summary()["curve"]
+                serving |= {"curve": curve, "offline_ceiling_sps": round(ceiling, 3)}
+                extra = {"slo_p99_ms": request.slo_p99_ms, "max_qps_at_slo": search.max_qps_at_slo}
+                if result is None:
+                    lowest = min(search.runs, key=lambda r: r.target_qps)
+                    reason = (
+                        f"no rate met p99 <= {request.slo_p99_ms:g} ms: at the lowest tried, "
+                        f"{lowest.target_qps:.1f} queries/s, p99 was "
+                        f"{lowest.latency_p99_ms:.2f} ms"
+                    )
+                    result = lowest
+                    valid = False
+                else:
+                    reason, valid = None, True
+            else:
+                assert request.target_qps is not None  # checked by the caller
+                result = run_at(request.target_qps)
+                valid, reason = result.valid, result.invalid_reason
+            serving |= {k: v for k, v in result.summary().items() if k not in ("valid", "scenario")}
+            serving["latency_p99_bound_ms"] = percentile_upper_bound(
+                result.latencies_ms.tolist(), 0.99
+            )
+            figures = _serving_timing(request, result.latencies_ms, valid, reason)
+            timed_calls, timed_s = result.queries, result.duration_s
+            throughput = result.achieved_qps if valid else None
+            extra |= {"target_qps": result.target_qps, "achieved_qps": result.achieved_qps}
+    except Exception as exc:
+        raise MeasurementError(f"Serving the variant failed: {one_line(exc)}") from exc
+    return Timing(
+        **figures,
+        timed_calls=timed_calls,
+        timed_s=round(timed_s, 4),
+        throughput_sps=throughput,
+        peak_memory_mb=round(_peak_rss_mb(), 1),
+        runtime_settings=runners[0].effective_settings()
+        | {"instances": request.instances, "pinned_cores": pinned},
+        worker_pid=os.getpid(),
+        scenario=request.scenario,
+        serving=serving,
+        **extra,
     )
 
 
 def predict_op(ctx: WorkerContext, request: PredictRequest) -> PredictResult:
     """Worker operation ``model.predict``: predict the whole data set, save it as ``.npy``."""
     runner = get_runner(request.artifact, request.runtime)
-    x = _load_x(request.data_path, request.x_key, runner.input_dtype)
+    xs = read_inputs(request.data_path, request.x_keys, runner.input_dtypes)
     size = request.batch_size
     try:
         predictions = np.concatenate(
-            [np.asarray(runner.predict(x[i : i + size])) for i in range(0, len(x), size)]
+            [
+                np.asarray(runner.predict([x[i : i + size] for x in xs]))
+                for i in range(0, len(xs[0]), size)
+            ]
         )
     except Exception as exc:
         raise MeasurementError(f"Predicting with the variant failed: {one_line(exc)}") from exc

@@ -47,9 +47,13 @@ __all__ = [
     "poisson_arrivals",
     "run_offline",
     "run_server",
+    "sample_count",
+    "take",
 ]
 
-Predict = Callable[[np.ndarray], Any]
+Predict = Callable[[Any], Any]
+#: The requests' inputs: one array, or one array per model input (first axis: samples).
+Samples = np.ndarray | Sequence[np.ndarray]
 #: The achieved rate may fall this far below the target before a server run is invalid.
 RATE_TOLERANCE = 0.05
 
@@ -150,6 +154,8 @@ class OfflineResult:
     batch_size: int
     valid: bool
     invalid_reason: str | None
+    call_latencies_ms: np.ndarray = field(repr=False)
+    """How long each call (one batch) took."""
 
     def summary(self) -> dict[str, Any]:
         """The figures as JSON-ready values."""
@@ -216,6 +222,18 @@ class _Queue:
             return [self.items.popleft() for _ in range(count)]
 
 
+def sample_count(samples: Samples) -> int:
+    """How many samples there are (the first axis)."""
+    return len(samples) if isinstance(samples, np.ndarray) else len(samples[0])
+
+
+def take(samples: Samples, indices: np.ndarray) -> Any:
+    """The samples at ``indices``: an array, or one array per input."""
+    if isinstance(samples, np.ndarray):
+        return samples[indices]
+    return [np.ascontiguousarray(x[indices]) for x in samples]
+
+
 def _sleep_until(deadline: float, clock: Callable[[], float]) -> None:
     """Sleep, then spin the last half millisecond: ``time.sleep`` overshoots by ~0.1 ms."""
     while True:
@@ -228,9 +246,9 @@ def _sleep_until(deadline: float, clock: Callable[[], float]) -> None:
 
 def run_server(
     instances: Sequence[Predict],
-    samples: np.ndarray,
+    samples: Samples,
     settings: ServerSettings,
-    batch_of: Callable[[np.ndarray], np.ndarray] | None = None,
+    batch_of: Callable[[Any], Any] | None = None,
 ) -> ServerResult:
     """Run the server scenario once: a Poisson schedule against ``instances``.
 
@@ -246,7 +264,7 @@ def run_server(
         raise ValueError("at least one model instance is needed")
     count = settings.query_count
     arrivals = poisson_arrivals(settings.target_qps, count, settings.seed)
-    picks = np.random.default_rng(settings.seed + 1).integers(0, len(samples), size=count)
+    picks = np.random.default_rng(settings.seed + 1).integers(0, sample_count(samples), size=count)
     done = np.full(count, np.nan)
     issued = np.zeros(count)
     batch_sizes: list[int] = []
@@ -262,7 +280,7 @@ def run_server(
             if not batch:
                 return
             indices = [index for index, _ in batch]
-            stacked = samples[picks[indices]]
+            stacked = take(samples, picks[indices])
             try:
                 predict(batch_of(stacked) if batch_of else stacked)
             except BaseException as exc:
@@ -335,11 +353,11 @@ def _server_result(
 
 def run_offline(
     instances: Sequence[Predict],
-    samples: np.ndarray,
+    samples: Samples,
     batch_size: int,
     min_duration_s: float = 2.0,
     min_samples: int = 1024,
-    batch_of: Callable[[np.ndarray], np.ndarray] | None = None,
+    batch_of: Callable[[Any], Any] | None = None,
 ) -> OfflineResult:
     """Run the offline scenario: every sample there at the start, batches of ``batch_size``.
 
@@ -349,7 +367,8 @@ def run_offline(
     if not instances:
         raise ValueError("at least one model instance is needed")
     # Size the run from a short calibration, so it lasts about min_duration_s.
-    probe = samples[np.arange(batch_size) % len(samples)]
+    total = sample_count(samples)
+    probe = take(samples, np.arange(batch_size) % total)
     first = batch_of(probe) if batch_of else probe
     instances[0](first)
     t0 = time.perf_counter()
@@ -358,7 +377,7 @@ def run_offline(
     batches_needed = math.ceil(min_duration_s * len(instances) / per_batch * 1.2)
     total_batches = max(batches_needed, math.ceil(min_samples / batch_size))
     pool = [
-        samples[np.arange(i * batch_size, (i + 1) * batch_size) % len(samples)]
+        take(samples, np.arange(i * batch_size, (i + 1) * batch_size) % total)
         for i in range(min(total_batches, 16))
     ]
     if batch_of:
@@ -366,8 +385,10 @@ def run_offline(
     lock = threading.Lock()
     next_batch = [0]
     errors: list[BaseException] = []
+    calls: list[float] = []
 
     def work(predict: Predict) -> None:
+        clock = time.perf_counter
         while True:
             with lock:
                 index = next_batch[0]
@@ -375,7 +396,9 @@ def run_offline(
                     return
                 next_batch[0] += 1
             try:
+                t0 = clock()
                 predict(pool[index % len(pool)])
+                calls.append((clock() - t0) * 1000.0)
             except BaseException as exc:
                 errors.append(exc)
                 return
@@ -400,6 +423,7 @@ def run_offline(
         batch_size=batch_size,
         valid=reason is None,
         invalid_reason=reason,
+        call_latencies_ms=np.asarray(calls),
     )
 
 
@@ -454,6 +478,7 @@ def max_qps_at_slo(
     ceiling_qps: float,
     steps: int = 7,
     precision: float = 0.03,
+    floor_qps: float = 0.0,
 ) -> SloSearch:
     """The highest rate whose p99 meets ``slo_p99_ms``: a bounded bisection over the rate.
 
@@ -464,6 +489,8 @@ def max_qps_at_slo(
             search starts just under it.
         steps: Most runs after the first.
         precision: Stop when the bracket is this narrow, relative to the rate.
+        floor_qps: The lowest rate tried (a run lasts at least 662 queries, so low rates
+            are slow to time); if it fails too, no rate met the objective.
     """
     runs: list[ServerResult] = []
     best: ServerResult | None = None
@@ -477,9 +504,9 @@ def max_qps_at_slo(
             low = rate
         else:
             high = rate
-        if high - low <= precision * high:
+        if high - low <= precision * high or (low == 0 and rate <= floor_qps):
             break
-        rate = (low + high) / 2 if low > 0 else high / 2
+        rate = (low + high) / 2 if low > 0 else max(high / 2, floor_qps)
     return SloSearch(
         slo_p99_ms=slo_p99_ms,
         max_qps_at_slo=best.target_qps if best else 0.0,

@@ -97,6 +97,19 @@ def pruned_key(model_sha: str, ratio: float, finetune: dict[str, Any] | None) ->
     )
 
 
+def output_key(model_sha: str, output: str) -> str:
+    """Cache key of a ``.keras`` model cut to its scored output ``output``."""
+    return json_sha256(
+        {
+            "format": VARIANT_FORMAT,
+            "kind": "output",
+            "model": model_sha,
+            "output": output,
+            "versions": build_versions(),
+        }
+    )
+
+
 def artifact_key(
     backend: RuntimeBackend,
     parent_key: str,

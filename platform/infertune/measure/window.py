@@ -22,6 +22,13 @@ class MeasurementWindow(BaseModel):
     max_duration_s: float = Field(
         default=60.0, gt=0.0, description="Stop (and mark invalid) past this timed duration."
     )
+    disturbed_retries: int = Field(
+        default=2,
+        ge=0,
+        le=5,
+        description="Re-time a window the rest of the machine disturbed this many times (with "
+        "back-off) before recording it as disturbed.",
+    )
 
     @model_validator(mode="after")
     def _check_order(self) -> MeasurementWindow:
@@ -34,4 +41,5 @@ class MeasurementWindow(BaseModel):
 
     def timeout_s(self, load_allowance_s: float = 120.0) -> float:
         """A hard time limit for the whole measurement, start-up and warm-up included."""
-        return load_allowance_s + 2 * self.warmup_s + 1.5 * self.max_duration_s
+        attempts = 1 + self.disturbed_retries
+        return load_allowance_s + attempts * (2 * self.warmup_s + 1.5 * self.max_duration_s + 2)

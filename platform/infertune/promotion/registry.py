@@ -56,7 +56,10 @@ class PromotionResult:
         return dict(self.__dict__)
 
 
-def _actor() -> str:
+def _actor(explicit: str | None = None) -> str:
+    """Who acts: the given identity (a dashboard login), else this process's OS user."""
+    if explicit:
+        return explicit
     try:
         return getpass.getuser()
     except (KeyError, OSError):
@@ -198,6 +201,7 @@ class Registry:
                     "quality": v.tags.get(TAG + "quality"),
                     "mae": v.tags.get(TAG + "mae"),
                     "hardware_id": v.tags.get(TAG + "hardware_id"),
+                    "scenario": v.tags.get(TAG + "scenario"),
                 }
                 for v in versions
             ],
@@ -214,8 +218,12 @@ class Registry:
         alias: str = "production",
         reason: str = "",
         force: bool = False,
+        actor: str | None = None,
     ) -> PromotionResult:
         """Register trial ``number`` of ``study`` as a version of ``name``; move ``alias``.
+
+        ``actor`` is who promotes, for the audit row (the dashboard's signed-in user); the
+        OS user of this process when not given (the CLI).
 
         Raises:
             RegistryError: The trial needs ``force`` (the message says why), or it cannot
@@ -240,6 +248,7 @@ class Registry:
             forced=bool(problems),
             study=study,
             trial=trial,
+            actor=actor,
         )
 
     def _existing_version(self, name: str, study: str, number: int) -> str | None:
@@ -276,12 +285,25 @@ class Registry:
                 f"The variant of trial {trial.number} cannot be reproduced (key {variant.key} "
                 f"!= {expected}); the libraries that build it changed. Re-run the study."
             )
-        sample = subject.eval_data.load_x(limit=SIGNATURE_SAMPLES)
+        # An array, or (several inputs) a dict of arrays by input name: the signature names them.
+        sample = subject.serving_sample(SIGNATURE_SAMPLES)
+        example = {k: v[:1] for k, v in sample.items()} if isinstance(sample, dict) else sample[:1]
         # The runtime's backend says how its model serves: settings, loader code, pins.
         options = get_backend(config.runtime).pyfunc_options(
             config.precision, config.threads, config.batch_size
         )
         model_config = options["model_config"]
+        # How it was measured to serve: the scenario and the dynamic batcher's settings
+        # (batch_size above is its largest batch). The pyfunc runs each request as given;
+        # a serving layer in front of it (Triton, a queue) reads these to batch as measured.
+        scenario = space.measurement.scenario
+        model_config |= {
+            "scenario": str(scenario.name),
+            "instances": config.instances,
+            "max_queue_delay_ms": config.max_queue_delay_ms,
+        }
+        if scenario.slo_p99_ms is not None:
+            model_config["slo_p99_ms"] = scenario.slo_p99_ms
         run_id = trial.user_attrs.get("mlflow_run_id")
         if run_id is None:
             raise RegistryError(f"Trial {trial.number} has no MLflow run to attach the model to.")
@@ -301,7 +323,7 @@ class Registry:
                 mlflow.pyfunc.save_model(
                     str(final),
                     signature=infer_signature(sample, np.asarray(outputs)),
-                    input_example=sample[:1],
+                    input_example=example,
                     metadata={"infertune": {"study": study.study_name, "trial": trial.number}},
                     **common,
                 )
@@ -345,6 +367,7 @@ class Registry:
         forced: bool = False,
         study: optuna.Study | None = None,
         trial: optuna.trial.FrozenTrial | None = None,
+        actor: str | None = None,
     ) -> PromotionResult:
         previous = self.aliases(name).get(alias)
         if previous == version:
@@ -369,7 +392,7 @@ class Registry:
             figures=_promoted_figures(study, trial) if study and trial else {},
             hardware_id=(StudyView(study).hardware_id if study is not None else None),
             forced=forced,
-            actor=_actor(),
+            actor=_actor(actor),
             reason=reason,
         )
         from mlflow.exceptions import MlflowException
@@ -406,8 +429,13 @@ class Registry:
 
     # -- rollback ------------------------------------------------------------------------
 
-    def rollback(self, name: str, alias: str = "production", reason: str = "") -> PromotionResult:
-        """Move ``alias`` back to the version promoted before the current one."""
+    def rollback(
+        self, name: str, alias: str = "production", reason: str = "", actor: str | None = None
+    ) -> PromotionResult:
+        """Move ``alias`` back to the version promoted before the current one.
+
+        ``actor`` is who rolls back, as for :meth:`promote`.
+        """
         current = self.aliases(name).get(alias)
         if current is None:
             raise RegistryError(f"{name}@{alias} points to no version; nothing to roll back.")
@@ -424,4 +452,4 @@ class Registry:
                 f"Version {current} was the first promotion of {name}@{alias}; there is no "
                 "earlier version to roll back to."
             )
-        return self._move_alias(name, alias, target, action="rollback", reason=reason)
+        return self._move_alias(name, alias, target, action="rollback", reason=reason, actor=actor)

@@ -65,6 +65,9 @@ class Figure(StrEnum):
     QUALITY = "quality"
     MODEL_SIZE_MB = "model_size_mb"
     PEAK_MEMORY_MB = "peak_memory_mb"
+    ACHIEVED_QPS = "achieved_qps"
+    MAX_QPS_AT_SLO = "max_qps_at_slo"
+    COST_PER_MILLION = "cost_per_million"
 
 
 class _Knob(BaseModel):
@@ -167,6 +170,8 @@ _NUMERIC_KNOBS = {
     "prune_ratio": ("float",),
     "batch_size": ("int", "pow2", "categorical"),
     "threads": ("int", "categorical"),
+    "instances": ("int", "pow2", "categorical"),
+    "max_queue_delay_ms": ("float", "categorical"),
 }
 
 
@@ -180,6 +185,8 @@ class Knobs(BaseModel):
     prune_ratio: KnobRange | None = None
     batch_size: KnobRange | None = None
     threads: KnobRange | None = None
+    instances: KnobRange | None = None
+    max_queue_delay_ms: KnobRange | None = None
 
     @model_validator(mode="after")
     def _check(self) -> Knobs:
@@ -272,17 +279,92 @@ class VerifySpec(WindowSpec):
         default=0.05,
         ge=0,
         lt=1,
-        description="Relative difference under which two latencies count as a tie.",
+        description="Unused: verification compares confidence intervals of the medians "
+        "(issue 16); accepted so older spaces still load.",
     )
 
 
+class Scenario(StrEnum):
+    """How requests reach the model while it is timed (MLPerf Inference's scenarios)."""
+
+    SINGLE_STREAM = "single_stream"
+    """One call at a time, the next when the last returns: latency per call."""
+    OFFLINE = "offline"
+    """Every sample there at the start, in batches: samples per second."""
+    SERVER = "server"
+    """Poisson arrivals at a rate, a dynamic batcher, model instances: latency under load."""
+
+
+#: Default price of one core for one hour (USD): about an on-demand cloud vCPU-hour.
+DEFAULT_PRICE_PER_CORE_HOUR = 0.05
+
+#: Knobs each scenario can use (the others are refused when a space searches them).
+SCENARIO_KNOBS: dict[Scenario, frozenset[str]] = {
+    Scenario.SINGLE_STREAM: frozenset(),
+    Scenario.OFFLINE: frozenset({"batch_size", "instances"}),
+    Scenario.SERVER: frozenset({"batch_size", "instances", "max_queue_delay_ms"}),
+}
+_SERVING_KNOB_WHY = {
+    "batch_size": "one call at a time can only get slower with bigger batches",
+    "instances": "one call at a time runs on one instance",
+    "max_queue_delay_ms": "only the server scenario's dynamic batcher queues requests",
+}
+
+
+class ScenarioSpec(BaseModel):
+    """The load a study or ``bench`` measures under, and the price of a core.
+
+    In a space: ``measurement: {scenario: {name: server, slo_p99_ms: 10}}`` (or just
+    ``scenario: offline``).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: Scenario = Scenario.SINGLE_STREAM
+    target_qps: float | None = Field(
+        default=None, gt=0, description="Server: time at this arrival rate (queries/s)."
+    )
+    slo_p99_ms: float | None = Field(
+        default=None,
+        gt=0,
+        description="Server: find the highest rate whose p99 latency meets this (max_qps_at_slo).",
+    )
+    min_duration_s: float = Field(
+        default=2.0, gt=0, description="Offline/server: the shortest run (and 662 queries)."
+    )
+    price_per_core_hour: float = Field(
+        default=DEFAULT_PRICE_PER_CORE_HOUR,
+        gt=0,
+        description="USD per core-hour, for cost_per_million (default: about an on-demand "
+        "cloud vCPU).",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_name(cls, value: Any) -> Any:
+        return {"name": value} if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _check(self) -> ScenarioSpec:
+        if self.name is Scenario.SERVER:
+            if (self.target_qps is None) == (self.slo_p99_ms is None):
+                raise ValueError(
+                    "the server scenario needs exactly one of target_qps (time at a rate) "
+                    "and slo_p99_ms (find the highest rate that meets it)"
+                )
+        elif self.target_qps is not None or self.slo_p99_ms is not None:
+            raise ValueError("target_qps and slo_p99_ms apply to the server scenario only")
+        return self
+
+
 class Measurement(BaseModel):
-    """Measurement windows of the search and of the verification."""
+    """Measurement windows of the search and of the verification, and the scenario."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     search: WindowSpec = WindowSpec()
     verify: VerifySpec = VerifySpec()
+    scenario: ScenarioSpec = ScenarioSpec()
 
 
 class SearchSpace(BaseModel):
@@ -305,9 +387,27 @@ class SearchSpace(BaseModel):
             Figure.QUALITY: Direction.MAXIMIZE,
             Figure.R2: Direction.MAXIMIZE,
             Figure.THROUGHPUT_SPS: Direction.MAXIMIZE,
+            Figure.ACHIEVED_QPS: Direction.MAXIMIZE,
+            Figure.MAX_QPS_AT_SLO: Direction.MAXIMIZE,
         }
         for figure, direction in self.objectives.items():
             want = expected.get(figure, Direction.MINIMIZE)
             if direction is not want:
                 raise ValueError(f"objective {figure} should be {want}d, not {direction}d")
+        scenario = self.measurement.scenario
+        usable = SCENARIO_KNOBS[scenario.name]
+        for knob, why in _SERVING_KNOB_WHY.items():
+            if getattr(self.knobs, knob) is not None and knob not in usable:
+                raise ValueError(
+                    f"knob {knob} cannot matter under the {scenario.name} scenario ({why}); "
+                    "remove it, or measure under a scenario that uses it "
+                    "(measurement.scenario: offline or server)"
+                )
+        if Figure.MAX_QPS_AT_SLO in self.objectives and scenario.slo_p99_ms is None:
+            raise ValueError(
+                "objective max_qps_at_slo needs the server scenario with slo_p99_ms "
+                "(measurement.scenario: {name: server, slo_p99_ms: 10})"
+            )
+        if Figure.ACHIEVED_QPS in self.objectives and scenario.name is not Scenario.SERVER:
+            raise ValueError("objective achieved_qps needs the server scenario")
         return self

@@ -48,6 +48,13 @@ class StudySpec(BaseModel):
     train_data_sha256: str | None = None
     x_key: str = "x"
     y_key: str = "y"
+    x_keys: list[str] | None = None
+    """The input arrays of a model with several inputs (model order); absent for one input."""
+    output: str | None = None
+    """The scored output of a model with several outputs; part of the study's identity."""
+    trust_saved_model: bool = False
+    """The user trusted this SavedModel when creating the study: resumes, workers and
+    re-tunes load it without asking again."""
     space: dict[str, Any]
 
     def search_space(self) -> SearchSpace:
@@ -56,7 +63,14 @@ class StudySpec(BaseModel):
 
     def as_json(self) -> dict[str, Any]:
         """The stored form (the same keys a study has always stored)."""
-        return self.model_dump(mode="json")
+        unset = {k for k in ("x_keys", "output") if getattr(self, k) is None}
+        if not self.trust_saved_model:
+            unset.add("trust_saved_model")
+        return self.model_dump(mode="json", exclude=unset)
+
+
+#: Why a failed trial failed when it stored no reason: its process died while it ran.
+DIED_REASON = "its process died while it ran (killed, or its machine was lost)"
 
 
 class StudyView:
@@ -234,7 +248,8 @@ class TrialRecord:
             feasible=attrs.get("feasible"),
             violations=list(attrs.get("violations") or []),
             speedup_p95=attrs.get("speedup_p95"),
-            fail_reason=attrs.get("fail_reason"),
+            fail_reason=attrs.get("fail_reason")
+            or (DIED_REASON if trial.state == optuna.trial.TrialState.FAIL else None),
             pruned_reason=attrs.get("pruned_reason"),
             mlflow_run_id=attrs.get("mlflow_run_id"),
             variant_key=attrs.get("variant_key"),

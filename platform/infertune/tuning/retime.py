@@ -13,7 +13,9 @@ from typing import Any, TypeVar
 
 from infertune.knobs.spec import InferenceConfig
 from infertune.measure.engine import Engine, Subject
+from infertune.measure.hostlock import host_work_lock
 from infertune.measure.window import MeasurementWindow
+from infertune.space.schema import ScenarioSpec
 from infertune.workers.protocol import Timing
 
 __all__ = ["retime_interleaved"]
@@ -35,8 +37,11 @@ def retime_interleaved(
     finetune_epochs: int,
     on_progress: Progress | None = None,
     on_timing: TimingCheck | None = None,
+    scenario: ScenarioSpec | None = None,
 ) -> dict[K, list[Timing]]:
     """Time every configuration ``repeats`` times, one of each per round.
+
+    ``scenario`` is the load each timing runs under (default: single stream).
 
     The variants are built (or taken from the cache) before the first timing, so no
     build runs between two timings of a round.
@@ -45,14 +50,17 @@ def retime_interleaved(
         Each configuration's timings in round order, valid or not (the caller decides what
         an invalid timing means).
     """
-    variants = {k: engine.variant(subject, c, finetune_epochs) for k, c in configs.items()}
+    variants = {}
+    for key, config in configs.items():
+        with host_work_lock():  # no build beside another process's timing
+            variants[key] = engine.variant(subject, config, finetune_epochs)
     timings: dict[K, list[Timing]] = {k: [] for k in configs}
     done, total = 0, repeats * len(configs)
     for _ in range(repeats):
         for key, config in configs.items():
             if on_progress is not None:
                 on_progress(done, total)
-            timing = engine.time(subject, variants[key], config, window)
+            timing = engine.time(subject, variants[key], config, window, scenario)
             if on_timing is not None:
                 on_timing(key, timing)
             timings[key].append(timing)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Sequence
+from enum import StrEnum
 from typing import Any
 
 import optuna
@@ -21,7 +22,15 @@ from infertune.space.schema import (
     SearchSpace,
 )
 
-KNOB_ORDER = ("runtime", "precision", "prune_ratio", "batch_size", "threads")
+KNOB_ORDER = (
+    "runtime",
+    "precision",
+    "prune_ratio",
+    "batch_size",
+    "threads",
+    "instances",
+    "max_queue_delay_ms",
+)
 
 
 #: Optuna parameter name of a power-of-two knob: its exponent is searched, so samplers see
@@ -81,7 +90,8 @@ def config_params(config: InferenceConfig, space: SearchSpace) -> dict[str, Any]
     Used to enqueue known configurations (warm starts, the baseline).
     """
     params: dict[str, Any] = {}
-    values = config.model_dump(mode="json")
+    # Every knob's value, those left out of the stored form at their defaults included.
+    values = {knob: _default(knob) for knob in KNOB_ORDER} | config.model_dump(mode="json")
     for knob in KNOB_ORDER:
         rng = getattr(space.knobs, knob)
         if rng is None:
@@ -100,7 +110,8 @@ def config_params(config: InferenceConfig, space: SearchSpace) -> dict[str, Any]
 
 
 def _default(knob: str) -> Any:
-    return InferenceConfig().model_dump(mode="json")[knob]
+    value = InferenceConfig.model_fields[knob].default
+    return str(value) if isinstance(value, StrEnum) else value
 
 
 def enumerate_configs(space: SearchSpace) -> list[InferenceConfig]:

@@ -23,6 +23,7 @@ from infertune.config import Settings
 from infertune.exceptions import ConfigurationError, InfertuneError, InputError, MeasurementError
 from infertune.hashing import json_sha256
 from infertune.knobs.spec import InferenceConfig
+from infertune.locks import url_lock
 from infertune.measure.accuracy import (
     SCORE_FIGURES,
     describe_task,
@@ -30,10 +31,18 @@ from infertune.measure.accuracy import (
     task_measures,
 )
 from infertune.measure.engine import TIMING_FIGURES, Engine, Subject
-from infertune.measure.fingerprint import fingerprint
+from infertune.measure.fingerprint import check_threads, fingerprint
+from infertune.measure.hostlock import host_work_lock
 from infertune.measure.records import Measurement
 from infertune.measure.window import MeasurementWindow
-from infertune.space.schema import Direction, Figure, SearchSpace, WindowSpec
+from infertune.space.schema import (
+    Direction,
+    Figure,
+    Scenario,
+    ScenarioSpec,
+    SearchSpace,
+    WindowSpec,
+)
 from infertune.storage.db import normalize_url
 from infertune.tracking.tracker import Tracker
 from infertune.tuning.distributed import (
@@ -42,8 +51,9 @@ from infertune.tuning.distributed import (
     GlobalBudget,
     counted_trials,
     finished_count,
+    heartbeat_storage,
 )
-from infertune.tuning.front import dominates, pareto_front
+from infertune.tuning.front import coverage_warning, median_interval, pareto_front, sift
 from infertune.tuning.phases import PhaseClock
 from infertune.tuning.records import StudyView, TrialRecord, TrialWriter, trial_rows
 from infertune.tuning.retime import retime_interleaved
@@ -61,7 +71,8 @@ FINISHED_STATES = (
     optuna.trial.TrialState.FAIL,
 )
 
-optuna.logging.set_verbosity(optuna.logging.WARNING)
+# Optuna logs each failed trial with its traceback: the display shows its reason instead.
+optuna.logging.set_verbosity(optuna.logging.ERROR)
 
 #: This process as recorded on the trials it runs (host:pid).
 WORKER_NAME = f"{socket.gethostname()}:{os.getpid()}"
@@ -101,18 +112,20 @@ def study_spec(subject: Subject, space: SearchSpace) -> dict[str, Any]:
         "data_sha256": subject.eval_data.sha256,
         "train_data": str(subject.train_data.path) if subject.train_data else None,
         "train_data_sha256": subject.train_data.sha256 if subject.train_data else None,
-        "x_key": subject.eval_data.x_key,
-        "y_key": subject.eval_data.y_key,
+        # x_key and y_key; x_keys and output where the model has several inputs/outputs.
+        **subject.data_fields(),
         "space": space.model_dump(mode="json"),
     }
 
 
 def _spec_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    keys = ("model_sha256", "data_sha256", "train_data_sha256", "space")
+    keys = ("model_sha256", "data_sha256", "train_data_sha256", "x_keys", "output", "space")
     names = {
         "model_sha256": "model",
         "data_sha256": "evaluation data",
         "train_data_sha256": "training data",
+        "x_keys": "input arrays",
+        "output": "scored output",
         "space": "search space",
     }
     return [names[k] for k in keys if old.get(k) != new.get(k)]
@@ -141,10 +154,13 @@ def open_study(
     spec: dict[str, Any],
     space: SearchSpace,
     sampler: optuna.samplers.BaseSampler,
+    heartbeat_s: int | None = None,
 ) -> tuple[optuna.Study, bool]:
     """Create the study, or resume it if it exists with the same spec.
 
-    Returns the study and whether it already existed.
+    Returns the study and whether it already existed. With ``heartbeat_s``, its trials
+    record heartbeats: a trial whose process dies is failed and retried (see
+    :mod:`infertune.tuning.distributed`).
 
     Raises:
         ConfigurationError: A study of that name exists for another model, data or space (or
@@ -157,40 +173,50 @@ def open_study(
         for d in space.objectives.values()
     ]
     spec_hash = json_sha256(spec)
-    try:
-        existing = optuna.load_study(study_name=name, storage=url, sampler=sampler)
-    except KeyError:
-        existing = None
-    if existing is not None:
-        view = StudyView(existing)
-        old = view.raw_spec
-        if old is None:
-            raise ConfigurationError(
-                f"Study '{name}' exists in {url} but was not created by "
-                "infertune; choose another --study name."
-            )
-        if view.spec_hash != spec_hash and _problem_hash(old) == _problem_hash(spec):
-            # Only how figures are measured changed (windows, repeats): same problem, the
-            # study goes on, and later trials and verifications use the new settings.
-            view.set_spec(spec, spec_hash)
-        elif view.spec_hash != spec_hash:
-            differs = ", ".join(_spec_differences(old, spec)) or "settings"
-            raise ConfigurationError(
-                f"Study '{name}' exists with a different {differs} (it tunes "
-                f"{old.get('model_path') or old.get('model')}); start a new study with "
-                f"--study {_free_name(name, url)} (or any unused name), or resume '{name}' "
-                "with its own model, data and space."
-            )
-        return existing, True
-    study = optuna.create_study(
-        study_name=name, storage=url, sampler=sampler, directions=directions, load_if_exists=True
+    storage: str | optuna.storages.BaseStorage = (
+        heartbeat_storage(url, heartbeat_s) if heartbeat_s else url
     )
-    view = StudyView(study)
-    if view.spec_hash is None:
-        view.set_spec(spec, spec_hash)
-        view.set_objectives(dict(space.objectives))
-        view.set_created(fingerprint())
-    return study, False
+    # One process at a time creates or checks a study: a second `tune` started at the
+    # same moment (a double-clicked Launch) sees the spec the first one wrote.
+    with url_lock(url, "open-study"):
+        try:
+            existing = optuna.load_study(study_name=name, storage=storage, sampler=sampler)
+        except KeyError:
+            existing = None
+        if existing is not None:
+            view = StudyView(existing)
+            old = view.raw_spec
+            if old is None:
+                raise ConfigurationError(
+                    f"Study '{name}' exists in {url} but was not created by "
+                    "infertune; choose another --study name."
+                )
+            if view.spec_hash != spec_hash and _problem_hash(old) == _problem_hash(spec):
+                # Only how figures are measured changed (windows, repeats): same problem, the
+                # study goes on, and later trials and verifications use the new settings.
+                view.set_spec(spec, spec_hash)
+            elif view.spec_hash != spec_hash:
+                differs = ", ".join(_spec_differences(old, spec)) or "settings"
+                raise ConfigurationError(
+                    f"Study '{name}' exists with a different {differs} (it tunes "
+                    f"{old.get('model_path') or old.get('model')}); start a new study with "
+                    f"--study {_free_name(name, url)} (or any unused name), or resume '{name}' "
+                    "with its own model, data and space."
+                )
+            return existing, True
+        study = optuna.create_study(
+            study_name=name,
+            storage=storage,
+            sampler=sampler,
+            directions=directions,
+            load_if_exists=True,
+        )
+        view = StudyView(study)
+        if view.spec_hash is None:
+            view.set_spec(spec, spec_hash)
+            view.set_objectives(dict(space.objectives))
+            view.set_created(fingerprint())
+        return study, False
 
 
 def objectives_of(study: optuna.Study) -> dict[Figure, Direction]:
@@ -278,6 +304,60 @@ def constraint_check(
     return excesses, violations
 
 
+#: Trial attribute: the rate-vs-p99 curve of a server trial with a p99 objective.
+SERVING_CURVE = "serving_curve"
+
+
+def missed_slo(measured: Timing | Measurement) -> bool:
+    """Whether a server run with a p99 objective found no rate that met it.
+
+    That is a result (0 queries/s), not an error: the configuration is measured and simply
+    never wins on that objective.
+    """
+    return measured.slo_p99_ms is not None and measured.max_qps_at_slo == 0
+
+
+def speedup_over(
+    baseline: dict[str, Any], figures: dict[str, Any], scenario: ScenarioSpec
+) -> float | None:
+    """How many times better than the baseline, in the scenario's own terms.
+
+    Single stream (and a server at a fixed rate): the p95 latency ratio. A server with a p99
+    objective: the ratio of the highest rates that meet it. Offline: the throughput ratio.
+    (Stored as ``speedup_p95``, its name from when only single-stream existed.)
+    """
+
+    def ratio(numerator: Any, denominator: Any) -> float | None:
+        if not numerator or not denominator:
+            return None
+        return float(numerator) / float(denominator)
+
+    if scenario.name is Scenario.OFFLINE:
+        return ratio(figures.get("throughput_sps"), baseline.get("throughput_sps"))
+    if scenario.name is Scenario.SERVER and scenario.slo_p99_ms is not None:
+        return ratio(figures.get("max_qps_at_slo"), baseline.get("max_qps_at_slo"))
+    return ratio(baseline.get("latency_p95_ms"), figures.get("latency_p95_ms"))
+
+
+def _contention_metrics(record: Measurement) -> dict[str, float]:
+    """How busy the rest of the machine was while this trial was timed (MLflow metrics)."""
+    seen = record.measurement.contention
+    if not seen:
+        return {}
+    return {
+        "contention_other_cores": float(seen["other_cores"]),
+        "contention_steal_pct": float(seen["steal_pct"]),
+        "contention_attempts": float(seen.get("attempts", 1)),
+    }
+
+
+def _contention_tags(record: Measurement) -> dict[str, str]:
+    seen = record.measurement.contention
+    if not seen or not seen.get("disturbed"):
+        return {}
+    return {"infertune.disturbed": str(seen.get("reason") or "yes")}
+
+
 def _figures(record: Measurement) -> dict[str, Any]:
     # Objective-capable figures, plus how far from the hardware limit the run was.
     return {
@@ -290,7 +370,9 @@ class Tuner:
     """Runs one study: baseline, trials, verification, with MLflow records.
 
     With ``jobs > 1`` each Optuna thread gets its own engine (its own worker processes), so
-    builds run in parallel; timings still take the host lock one at a time.
+    builds run in parallel; timings still take the host lock one at a time, and no build,
+    accuracy pass or baseline runs beside a timing (they hold the host's work lock,
+    :func:`~infertune.measure.hostlock.host_work_lock`).
     """
 
     def __init__(
@@ -317,6 +399,8 @@ class Tuner:
         self._lock = threading.Lock()
         self.experiment_id = ""
         self.parent_run_id = ""
+        self.reaper: Callable[[], object] | None = None
+        """Fails the trials of dead processes (set by the lifecycle; default: heartbeats)."""
 
     # -- set-up --------------------------------------------------------------------------
 
@@ -357,10 +441,18 @@ class Tuner:
         if stored is not None:
             return stored
         self.on_event({"event": "step", "task": "measuring the baseline (tf, fp32, batch 1)"})
-        record = self.engine.bench(
-            self.subject, InferenceConfig(), self.search_window, self.space.finetune_epochs
+        config = InferenceConfig()
+        # Engine.bench, with the build and the accuracy pass under the host's work lock.
+        with host_work_lock():
+            variant = self.engine.variant(self.subject, config, self.space.finetune_epochs)
+        scenario = self.space.measurement.scenario
+        timing = self.engine.time(self.subject, variant, config, self.search_window, scenario)
+        with host_work_lock():
+            scores = self.engine.evaluate(self.subject, variant, config)
+        record = self.engine.record(
+            self.subject, config, variant, timing, scores, self.search_window, scenario
         )
-        if not record.valid:
+        if not record.valid and not missed_slo(record):
             raise MeasurementError(f"The baseline measurement is invalid: {record.invalid_reason}")
         baseline = _figures(record)
         StudyView(self.study).set_baseline(baseline)
@@ -423,10 +515,14 @@ class Tuner:
             # Pruned (stopped early) or interrupted by the user: KILLED in MLflow terms.
             status = "KILLED"
             raise
-        except InfertuneError as exc:
-            writer.failed(str(exc))
-            with clock.phase("tracking"):
-                self.tracker.log(run_id, tags={"infertune.fail_reason": str(exc)[:5000]})
+        except Exception as exc:
+            # Every failure stores its reason (an unexpected one with its type); only
+            # infertune's errors let the study go on (Optuna's catch).
+            reason = str(exc) if isinstance(exc, InfertuneError) else _describe(exc)
+            with contextlib.suppress(Exception):
+                writer.failed(reason)
+            with clock.phase("tracking"), contextlib.suppress(Exception):
+                self.tracker.log(run_id, tags={"infertune.fail_reason": reason[:5000]})
             raise
         finally:
             with clock.phase("tracking"):
@@ -472,11 +568,18 @@ class Tuner:
                     tags={"infertune.duplicate_of": str(earlier.number)},
                 )
             return list(earlier.values)
-        with clock.phase("build"):
+        try:  # instances x threads beyond this machine's cores: a constraint, not a crash
+            check_threads(config.threads, config.instances)
+        except ConfigurationError as exc:
+            if config.instances == 1:
+                raise  # threads alone beyond the cores: the space does not fit this machine
+            writer.pruned(str(exc), {})
+            raise optuna.TrialPruned(str(exc)) from None
+        with clock.phase("build"), host_work_lock():
             variant = engine.variant(self.subject, config, self.space.finetune_epochs)
         # The source model itself is never built: no cache hit to report.
         writer.variant(variant.key, None if variant.meta.get("source") else variant.cache_hit)
-        with clock.phase("accuracy"):
+        with clock.phase("accuracy"), host_work_lock():
             scores = engine.evaluate(self.subject, variant, config)
         early = {k: getattr(scores, k) for k in SCORE_FIGURES} | {"model_size_mb": variant.size_mb}
         _, violations = constraint_check(self.space, baseline, early, self.subject.task)
@@ -487,24 +590,32 @@ class Tuner:
             with clock.phase("tracking"):
                 self.tracker.log(run_id, metrics=early, tags={"infertune.pruned_reason": reason})
             raise optuna.TrialPruned(reason)
+        scenario = self.space.measurement.scenario
         with clock.phase("timing"):
-            timing = engine.time(self.subject, variant, config, self.search_window)
-        if not timing.valid:
+            timing = engine.time(self.subject, variant, config, self.search_window, scenario)
+        if not timing.valid and not missed_slo(timing):
             raise MeasurementError(f"Invalid measurement: {timing.invalid_reason}")
-        record = engine.record(self.subject, config, variant, timing, scores, self.search_window)
+        record = engine.record(
+            self.subject, config, variant, timing, scores, self.search_window, scenario
+        )
         figures = _figures(record)
         constraints, violations = constraint_check(self.space, baseline, figures, self.subject.task)
-        speedup = baseline["latency_p95_ms"] / figures["latency_p95_ms"]
+        speedup = speedup_over(baseline, figures, scenario)
         writer.measured(figures, violations, speedup)
+        curve = (record.measurement.serving or {}).get("curve")
+        if curve:  # server with a p99 objective: the rate-vs-p99 curve, for the dashboard
+            trial.set_user_attr(SERVING_CURVE, curve)
         for name, value in constraints.items():
             trial.set_constraint(name, value)
         with clock.phase("tracking"):
             self.tracker.log(
                 run_id,
-                metrics={**figures, "speedup_p95": speedup},
+                metrics={**figures, "speedup_p95": speedup, **_contention_metrics(record)},
                 tags={
                     "infertune.variant_key": variant.key,
                     "infertune.feasible": str(not violations),
+                    "infertune.scenario": record.scenario,
+                    **_contention_tags(record),
                 },
             )
             self.tracker.log_json(run_id, "measurement.json", record.to_json())
@@ -636,10 +747,20 @@ class Tuner:
         overshot.
         """
         deadline = time.monotonic() + timeout if timeout is not None else None
-        gate = BudgetGate(self.study, n_trials)
+
+        def waiting(running: int) -> None:
+            self.on_event(
+                {
+                    "event": "step",
+                    "task": f"waiting for {running} running trial(s) of other processes: they "
+                    "finish, or are failed and retried if their process died",
+                }
+            )
+
+        gate = BudgetGate(self.study, n_trials, reaper=self.reaper, on_wait=waiting)
         try:
             while deadline is None or time.monotonic() < deadline:
-                if self._stop_if_exhausted() or not gate.reserve():
+                if self._stop_if_exhausted() or not gate.reserve(deadline):
                     break
                 self._local.release_gate = gate.release
                 try:
@@ -668,6 +789,7 @@ class Tuner:
         """End the parent run with a summary of the front."""
         rows = trial_rows(self.study)
         front = pareto_front(rows, self.objectives)
+        verified = verified_summary(self.study, front)
         counts = {s: sum(r["state"] == s for r in rows) for s in ("COMPLETE", "PRUNED", "FAIL")}
         self.tracker.log(
             self.parent_run_id,
@@ -676,8 +798,10 @@ class Tuner:
                 "trials_pruned": counts["PRUNED"],
                 "trials_failed": counts["FAIL"],
                 "front_size": len(front),
-                "best_speedup_p95": max((r["speedup_p95"] for r in front), default=0.0),
+                "best_speedup_p95": max((r["speedup_p95"] or 0.0 for r in front), default=0.0),
+                **verified["metrics"],
             },
+            tags=verified["tags"],
         )
         self.tracker.end(self.parent_run_id, status)
 
@@ -693,12 +817,15 @@ def verify_front(
     """Re-measure the Pareto candidates longer, interleaved, and keep the robust ones.
 
     Every candidate is timed ``repeats`` times in rounds (A, B, C, A, B, C, ...), so drifts
-    of a shared machine hit all alike. Each latency figure's median and its spread (the
-    lowest and highest repeat) are stored; a candidate that another dominates by more than
-    the tie margin on the medians is dropped. The baseline configuration is timed in the same
-    rounds, so the verified speed-ups compare like with like (the search measured the
-    baseline once, in its short window, at another moment). The result is stored in the
-    study.
+    of a shared machine hit all alike. Each measured figure's median, its spread (the lowest
+    and highest repeat) and a confidence interval of the median (order statistics,
+    :func:`~infertune.tuning.front.median_interval`) are stored. A candidate is dropped only
+    when another dominates it beyond both intervals; kept candidates that no objective tells
+    apart are listed as ties (:func:`~infertune.tuning.front.sift`). The measured intervals
+    replace the space's fixed ``tie_margin``, which verification no longer uses. The baseline
+    configuration is timed in the same rounds, so the verified speed-ups compare like with
+    like (the search measured the baseline once, in its short window, at another moment).
+    The result is stored in the study.
     """
     report = on_event or (lambda e: None)
     spec = space.measurement.verify
@@ -715,7 +842,7 @@ def verify_front(
     def check(number: int | str, result: Timing) -> None:
         # The baseline is the slowest configuration: an invalid timing of it is left out
         # (the search's baseline stands in if none is valid), not a failed verification.
-        if not result.valid and number != _BASELINE:
+        if not result.valid and number != _BASELINE and not missed_slo(result):
             raise MeasurementError(
                 f"Verification of trial {number} is invalid: {result.invalid_reason}"
             )
@@ -734,47 +861,125 @@ def verify_front(
         space.finetune_epochs,
         on_progress=progress,
         on_timing=check,
+        scenario=space.measurement.scenario,
     )
     baseline = dict(StudyView(study).baseline or {})
-    baseline_spread: dict[str, list[float]] = {}
+    baseline_stats: dict[str, Any] = {"spread": {}, "intervals": {}}
     baseline_runs = [r for r in timings.get(_BASELINE, []) if r.valid]
     if baseline_runs:
-        baseline, baseline_spread = _medians(baseline_runs, baseline)
+        baseline, baseline_stats = _medians(baseline_runs, baseline, objectives)
     verified = []
     for c in candidates:
-        figures, spread = _medians(timings[c["number"]], c["figures"])
+        figures, stats = _medians(timings[c["number"]], c["figures"], objectives)
         verified.append(
             {
                 "number": c["number"],
                 "config": c["config"],
                 "figures": figures,
-                "spread": spread,
+                **stats,
                 "search_figures": c["figures"],
-                "speedup_p95": baseline.get("latency_p95_ms", 0) / figures["latency_p95_ms"],
+                "speedup_p95": speedup_over(baseline, figures, space.measurement.scenario),
+                "speedup_p95_interval": (
+                    _speedup_interval(baseline, baseline_stats["intervals"], stats["intervals"])
+                    if space.measurement.scenario.name is Scenario.SINGLE_STREAM
+                    else None
+                ),
             }
         )
-    kept = [
-        v
-        for v in verified
-        if not any(
-            dominates(o["figures"], v["figures"], objectives, spec.tie_margin)
-            for o in verified
-            if o is not v
-        )
-    ]
+    verdicts = sift(verified, objectives)
     for v in verified:
-        v["kept"] = v in kept
+        verdict = verdicts[v["number"]]
+        v.update(kept=verdict.kept, ties_with=verdict.ties_with, dominated_by=verdict.dominated_by)
+    coverage = interval_coverage_of(repeats)
     payload = {
         "verified_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "repeats": repeats,
         "window": verify_window.model_dump(),
-        "tie_margin": spec.tie_margin,
+        "confidence": VERIFY_CONFIDENCE,
+        "coverage": coverage,
+        "method": verify_method(repeats, coverage),
+        "warning": coverage_warning(repeats, coverage, VERIFY_CONFIDENCE),
         "hardware_id": fingerprint()["hardware_id"],
-        "baseline": {"figures": baseline, "spread": baseline_spread},
+        "baseline": {"figures": baseline, **baseline_stats},
         "candidates": verified,
     }
     StudyView(study).set_verified(payload)
     return payload
+
+
+#: The coverage verification's intervals aim for (five repeats or more reach it).
+VERIFY_CONFIDENCE = 0.9
+
+
+def verified_summary(study: optuna.Study, search_front: list[dict[str, Any]]) -> dict[str, Any]:
+    """The verified front for the parent MLflow run: ``metrics`` and ``tags`` to log.
+
+    Empty dicts when the study has no verification of ``search_front`` (the search's
+    current front). The tag ``infertune.verified_front`` lists the kept points with the
+    interval of their p95 and their ties, one per line.
+    """
+    verified = StudyView(study).verified
+    if verified is None or {c["number"] for c in verified["candidates"]} != {
+        r["number"] for r in search_front
+    }:
+        return {"metrics": {}, "tags": {}}
+    kept = [c for c in verified["candidates"] if c["kept"]]
+    coverage = verified.get("coverage")
+    lines = []
+    for c in kept:
+        low, high = (c.get("intervals") or c.get("spread") or {}).get("latency_p95_ms", [0, 0])
+        ties = c.get("ties_with") or []
+        lines.append(
+            f"#{c['number']} p95 {c['figures']['latency_p95_ms']:.4g} [{low:.4g}, {high:.4g}] ms"
+            + (f", tied with {', '.join(f'#{n}' for n in ties)}" if ties else "")
+        )
+    tags = {"infertune.verified_front": "\n".join(lines)}
+    if verified.get("method"):
+        tags["infertune.verify_method"] = str(verified["method"])
+    metrics: dict[str, Any] = {
+        "verified_front_size": len(kept),
+        "verified_dropped": len(verified["candidates"]) - len(kept),
+        "verified_ties": sum(len(c.get("ties_with") or []) for c in kept) // 2,
+        "verify_coverage": coverage,
+        "verified_best_speedup_p95": max(
+            (c["speedup_p95"] for c in kept if c["speedup_p95"]), default=None
+        ),
+    }
+    return {"metrics": metrics, "tags": tags}
+
+
+def interval_coverage_of(repeats: int) -> float:
+    """The coverage of the interval :func:`median_interval` gives over ``repeats`` values."""
+    return median_interval([float(i) for i in range(repeats)], VERIFY_CONFIDENCE)[1]
+
+
+def verify_method(repeats: int, coverage: float) -> str:
+    """How the verified front's intervals were made, in words (stored and shown)."""
+    return (
+        f"order-statistic interval of the median over {repeats} repeat"
+        f"{'s' if repeats != 1 else ''}, coverage {coverage:.1%}"
+    )
+
+
+def _speedup_interval(
+    baseline: dict[str, Any],
+    baseline_intervals: dict[str, list[float]],
+    intervals: dict[str, list[float]],
+) -> list[float] | None:
+    """The p95 speed-up's range from the ends of both intervals (baseline / candidate)."""
+    base = baseline.get("latency_p95_ms")
+    own = intervals.get("latency_p95_ms")
+    if not base or own is None or own[0] <= 0:
+        return None
+    low, high = baseline_intervals.get("latency_p95_ms", [base, base])
+    return [low / own[1], high / own[0]]
+
+
+def _describe(exc: BaseException) -> str:
+    """An unexpected error in one line: its type and first line."""
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else ""
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
 def config_key(config: dict[str, Any]) -> str:
@@ -790,16 +995,42 @@ _BASELINE = "baseline"
 
 
 def _medians(
-    runs: list[Timing], figures: dict[str, Any]
-) -> tuple[dict[str, Any], dict[str, list[float]]]:
-    """``figures`` with each timing figure replaced by its median over ``runs``; the spread."""
+    runs: list[Timing], figures: dict[str, Any], objectives: dict[Figure, Direction]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``figures`` with each measured figure replaced by its median over ``runs``.
+
+    Measured figures are the timing ones, peak memory and any other objective a timing
+    reports; quality and size are exact and stay as they are.
+
+    Returns:
+        The figures, and their statistics: ``spread`` (lowest and highest repeat),
+        ``intervals`` (the median's confidence interval), ``coverage`` of those intervals
+        and ``repeats`` (how many runs they stand on).
+    """
     figures = dict(figures)
+    measured = dict.fromkeys((*TIMING_FIGURES, "peak_memory_mb", *(str(f) for f in objectives)))
     spread: dict[str, list[float]] = {}
-    for key in (*TIMING_FIGURES, "peak_memory_mb"):
-        values = [float(getattr(r, key)) for r in runs]
+    intervals: dict[str, list[float]] = {}
+    coverage = 0.0
+    for key in measured:
+        raw = [getattr(r, key, None) for r in runs]
+        values = [float(v) for v in raw if v is not None]
+        if key not in Timing.model_fields or not values or len(values) < len(raw):
+            continue
         figures[key] = statistics.median(values)
         spread[key] = [min(values), max(values)]
-    return figures, spread
+        (low, high), coverage = median_interval(values, VERIFY_CONFIDENCE)
+        intervals[key] = [low, high]
+    # Repeats the rest of the machine disturbed even after re-timing: said, never hidden.
+    disturbed = sum(bool((r.contention or {}).get("disturbed")) for r in runs)
+    stats = {
+        "spread": spread,
+        "intervals": intervals,
+        "coverage": coverage,
+        "repeats": len(runs),
+        "disturbed_repeats": disturbed,
+    }
+    return figures, stats
 
 
 def resolve_study_subject(engine: Engine, study: optuna.Study) -> Subject:
@@ -813,6 +1044,9 @@ def resolve_study_subject(engine: Engine, study: optuna.Study) -> Subject:
         Path(spec.train_data) if spec.train_data else None,
         spec.x_key,
         spec.y_key,
+        output=spec.output,
+        x_keys=spec.x_keys,
+        trust_saved_model=spec.trust_saved_model,
     )
     if subject.source.sha256 != spec.model_sha256 or subject.eval_data.sha256 != spec.data_sha256:
         raise InputError(
