@@ -69,7 +69,7 @@ def test_tune_input_errors(settings: Settings, tmp_path: Path) -> None:
     assert "Unknown sampler 'annealing'" in _one_error_line(
         run("tune", "demo:digits-cnn", "--sampler", "annealing", home=settings.home)
     )
-    assert "shipped spaces: default, quick, tflite-cpu" in _one_error_line(
+    assert "shipped spaces: default, offline, quick, serving, tflite-cpu" in _one_error_line(
         run("tune", "demo:digits-cnn", "--space", "missing", home=settings.home)
     )
     assert "No study named 'nope'" in _one_error_line(run("front", "nope", home=settings.home))

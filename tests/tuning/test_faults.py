@@ -250,8 +250,14 @@ def _remount(path: Path, mode: str) -> None:
 
 
 def _with_demo(home: Path, settings: Settings) -> Path:
-    """``home`` with the session's trained demo model copied in (no training per test)."""
-    shutil.copytree(settings.demo_dir, home / "demo", dirs_exist_ok=True)
+    """``home`` with the session's trained digits-cnn copied in (no training per test).
+
+    Only that demo: other tests of the session may have trained digits-midcnn, whose files
+    would not fit the small file systems these tests mount.
+    """
+    shutil.copytree(
+        settings.demo_dir / "digits-cnn", home / "demo" / "digits-cnn", dirs_exist_ok=True
+    )
     return home
 
 
