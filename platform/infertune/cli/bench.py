@@ -235,15 +235,10 @@ def bench(
     record = result.to_json()
     contention = result.measurement.contention
     if contention and contention.get("disturbed"):
-        busiest = ", ".join(
-            f"{p['name']} (pid {p['pid']}, {p['cores']:.2f} cores)" for p in contention["busiest"]
-        )
-        typer.echo(
-            f"infertune: warning: the machine was busy while timing ({contention['reason']}, "
-            f"still after {contention['attempts']} attempts); these figures are slower and "
-            f"noisier than a quiet machine's" + (f"; busiest: {busiest}" if busiest else ""),
-            err=True,
-        )
+        from infertune.measure.contention import Contention
+
+        seen = Contention.from_json(contention)
+        typer.echo(f"infertune: warning: {seen.warning(contention.get('attempts'))}", err=True)
     if as_json:
         typer.echo(json.dumps(record, indent=2))
     else:

@@ -117,13 +117,20 @@ class Contention:
             "reason": self.reason,
         }
 
-    def warning(self) -> str:
+    @classmethod
+    def from_json(cls, record: dict[str, Any]) -> Contention:
+        """Read back :meth:`to_json`'s record (extra keys, such as ``attempts``, ignored)."""
+        return cls(**{k: record[k] for k in cls.__dataclass_fields__ if k in record})
+
+    def warning(self, attempts: int | None = None) -> str:
         """One line for the user: what disturbed the window, and who."""
         who = ", ".join(
             f"{p['name']} (pid {p['pid']}, {p['cores']:.2f} cores)" for p in self.busiest
         )
-        return f"The machine was busy while timing: {self.reason}" + (
-            f"; busiest: {who}" if who else ""
+        after = f", still after {attempts} attempts" if attempts else ""
+        return (
+            f"the machine was busy while timing ({self.reason}{after}); these figures are "
+            "slower and noisier than a quiet machine's" + (f"; busiest: {who}" if who else "")
         )
 
 
