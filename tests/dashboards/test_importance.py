@@ -8,7 +8,7 @@ from typing import Any
 import optuna
 import pytest
 
-from infertune.tuning import queries
+from infertune.tuning import queries, summaries
 
 
 def _rows(count: int) -> list[dict[str, Any]]:
@@ -40,7 +40,7 @@ def study(monkeypatch: pytest.MonkeyPatch) -> optuna.Study:
 def test_runtime_that_multiplies_latency_by_50_dominates(
     study: optuna.Study, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(queries, "trial_rows", lambda _study: _rows(40))
+    monkeypatch.setattr(summaries, "rows", lambda _study, **_: _rows(40))
     result = queries.knob_importance(study)
     latency = result["latency_p95_ms"]
     assert latency["reliable"] and latency["log_scale"] and latency["method"] == "fANOVA"
@@ -53,10 +53,10 @@ def test_runtime_that_multiplies_latency_by_50_dominates(
 def test_too_few_trials_are_flagged_unreliable(
     study: optuna.Study, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(queries, "trial_rows", lambda _study: _rows(8))
+    monkeypatch.setattr(summaries, "rows", lambda _study, **_: _rows(8))
     latency = queries.knob_importance(study)["latency_p95_ms"]
     assert latency["trials"] == 8 and not latency["reliable"]
-    monkeypatch.setattr(queries, "trial_rows", lambda _study: _rows(1))
+    monkeypatch.setattr(summaries, "rows", lambda _study, **_: _rows(1))
     assert queries.knob_importance(study)["latency_p95_ms"]["scores"] == {}
 
 

@@ -28,8 +28,10 @@ def db_upgrade(
     Optuna's and MLflow's tables are left alone: the platform's migrations keep their own
     version table, infertune_alembic_version. Back up a production database first. Several
     processes upgrading at once take turns; a database already at the revision is a success.
+    Studies made before the summary tables existed get their summary rows written (lists and
+    pages read them instead of every trial).
     """
-    from infertune.storage.db import Database, safe_url
+    from infertune.storage.db import Database, head_revision, safe_url
 
     db = Database(current_settings().database_url)
     before = db.upgrade(revision)  # read in its turn: several upgrades may run at once
@@ -39,6 +41,17 @@ def db_upgrade(
         typer.echo(f"{where}: already at revision {after}.")
     else:
         typer.echo(f"{where}: upgraded from {before or 'base'} to {after}.")
+    if after == head_revision():
+        from infertune.storage.db import prepare_optuna_storage
+        from infertune.tuning.summaries import backfill
+
+        prepare_optuna_storage(db.url)
+        written = backfill(db.url)
+        if written:
+            typer.echo(
+                f"Summaries of {len(written)} stud{'y' if len(written) == 1 else 'ies'} "
+                f"({sum(written.values())} trials) are up to date."
+            )
 
 
 @db_app.command("downgrade")

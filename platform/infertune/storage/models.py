@@ -12,9 +12,11 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -174,3 +176,55 @@ class StudyLease(Base):
     heartbeat_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
     stale_after_s: Mapped[float] = mapped_column(Float, default=30.0)
     started_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+
+
+class TrialSummary(Base):
+    """One trial as lists and pages show it, kept beside Optuna's trial (its source).
+
+    Written when the trial ends (and by any reader that finds it behind Optuna), so that
+    tables, filters and plots read indexed rows instead of replaying Optuna's trials. Optuna
+    stays the source of truth: a row can always be rebuilt from the trial.
+    """
+
+    __tablename__ = "infertune_trial_summaries"
+    __table_args__ = (
+        UniqueConstraint("study", "number"),
+        Index("ix_infertune_trial_summaries_study_state", "study", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study: Mapped[str] = mapped_column(String(512))
+    number: Mapped[int] = mapped_column(Integer)
+    trial_id: Mapped[int] = mapped_column(Integer)
+    """Optuna's id of the trial (a study deleted and made again gets new ids)."""
+    state: Mapped[str] = mapped_column(String(16))
+    started_at: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    """Optuna's start time of the trial, as text (SQLite reuses the ids of deleted trials)."""
+    runtime: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    precision: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    feasible: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    on_front: Mapped[bool] = mapped_column(Boolean, default=False)
+    speedup_p95: Mapped[float | None] = mapped_column(Float, nullable=True)
+    mlflow_run_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    row: Mapped[dict[str, Any]] = mapped_column(JSON)
+    """The whole row (:meth:`~infertune.tuning.records.TrialRecord.row`, and ``values``)."""
+
+
+class StudySummary(Base):
+    """One study as lists show it: counts, front, best speed-up; its shown front whole."""
+
+    __tablename__ = "infertune_study_summaries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study: Mapped[str] = mapped_column(String(512), unique=True)
+    optuna_study_id: Mapped[int] = mapped_column(Integer)
+    key: Mapped[str] = mapped_column(String(128))
+    """What the summary was made from (the study's attributes that change its front)."""
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON)
+    front: Mapped[dict[str, Any]] = mapped_column(JSON)
+    importance: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    importance_trials: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    """Completed trials the stored importance was computed on."""
+    updated_at: Mapped[dt.datetime] = mapped_column(
+        default=utcnow, onupdate=utcnow, server_default=func.now()
+    )

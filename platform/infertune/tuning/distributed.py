@@ -30,6 +30,7 @@ from infertune.storage.db import Database
 from infertune.storage.leases import leases, reap
 from infertune.storage.repository import set_study_status, study_status_of
 from infertune.tracking.tracker import Tracker
+from infertune.tuning import summaries
 from infertune.tuning.records import DIED_REASON, StudyView
 
 #: How many times a trial killed with its worker is run again.
@@ -306,6 +307,8 @@ def reconcile(
     if db is not None:
         dead.update(p.worker for p in reap(db, name))
     failed_now = fail_stale(study, dead)
+    if failed_now:
+        summaries.on_trial_end(study)
     trials = study.get_trials(deepcopy=False)
     tracker = Tracker(settings)
     killed = 0

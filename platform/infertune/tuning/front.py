@@ -248,3 +248,15 @@ def coverage_warning(repeats: int, coverage: float, confidence: float) -> str | 
         f"coverage, short of {confidence:.0%}: differences they call sure may be noise "
         f"(verify with --repeats {needed} or more)"
     )
+
+
+#: The coverage verification's intervals aim for (five repeats or more reach it).
+VERIFY_CONFIDENCE = 0.9
+
+
+def verify_method(repeats: int, coverage: float) -> str:
+    """How the verified front's intervals were made, in words (stored and shown)."""
+    return (
+        f"order-statistic interval of the median over {repeats} repeat"
+        f"{'s' if repeats != 1 else ''}, coverage {coverage:.1%}"
+    )

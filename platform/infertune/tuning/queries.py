@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import optuna
 from sqlalchemy.exc import SQLAlchemyError
 
 from infertune.exceptions import InputError, StorageError
-from infertune.space.schema import Direction, Figure
 from infertune.storage.db import safe_url
-from infertune.tuning.front import coverage_warning, interval_coverage, pareto_front, tied
+from infertune.tuning import summaries
 from infertune.tuning.phases import summarize
-from infertune.tuning.records import StudyView, TrialRecord, trial_rows
-from infertune.tuning.study import VERIFY_CONFIDENCE, objectives_of, verify_method
+from infertune.tuning.records import StudyView, TrialRecord
+from infertune.tuning.study import objectives_of
 
 
 def _where(storage: str | optuna.storages.BaseStorage) -> str:
@@ -33,7 +32,7 @@ def study_names(storage: str | optuna.storages.BaseStorage) -> list[str]:
         StorageError: The storage cannot be read.
     """
     try:
-        return [s.study_name for s in optuna.get_all_study_summaries(storage)]
+        return optuna.get_all_study_names(storage)
     except SQLAlchemyError as exc:
         text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
         raise StorageError(
@@ -67,130 +66,31 @@ def load(name: str, storage: str | optuna.storages.BaseStorage) -> optuna.Study:
 def front(study: optuna.Study) -> dict[str, Any]:
     """The front to show: the verified one when it exists and is current, else the search's.
 
-    A verification is current if no trial finished after it was made.
+    A verification is current if no trial finished after it was made. Read from the
+    study's summary (:mod:`infertune.tuning.summaries`), brought up to date first.
     """
-    objectives = objectives_of(study)
-    rows = trial_rows(study)
-    search_front = pareto_front(rows, objectives)
-    view = StudyView(study)
-    verified = view.verified
-    current = verified is not None and {c["number"] for c in verified["candidates"]} == {
-        r["number"] for r in search_front
-    }
-    baseline = view.baseline or {}
-    if verified is not None and current and verified.get("baseline"):
-        # Timed with the candidates, in the same rounds: the speed-ups refer to it.
-        baseline = verified["baseline"]["figures"]
-    verification = None
-    if verified is not None and current:
-        verification, candidates = _verification(verified, objectives)
-        points = [c for c in candidates if c["kept"]]
-        dropped = [c for c in candidates if not c["kept"]]
-    else:
-        points = [
-            {
-                "number": r["number"],
-                "config": r["config"],
-                "figures": r["figures"],
-                "speedup_p95": r["speedup_p95"],
-                "spread": None,
-                "intervals": None,
-                "ties_with": [],
-            }
-            for r in search_front
-        ]
-        dropped = []
-    feasible = [r for r in rows if r["state"] == "COMPLETE" and r["feasible"]]
-    infeasible = [r for r in rows if r["state"] == "COMPLETE" and r["feasible"] is False]
-    nearest = sorted(infeasible, key=lambda r: len(r["violations"]))[:3]
-    return {
-        "study": study.study_name,
-        "objectives": {str(k): str(v) for k, v in objectives.items()},
-        "baseline": baseline,
-        "verified": current,
-        "verified_at": verified["verified_at"] if verified is not None and current else None,
-        "verification": verification,
-        "points": points,
-        "dropped_by_verification": dropped,
-        "feasible_count": len(feasible),
-        "nearest_infeasible": nearest if not feasible else [],
-    }
-
-
-def _verification(
-    verified: dict[str, Any], objectives: dict[Figure, Direction]
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """How a stored verification was made, and its candidates with intervals and ties.
-
-    A verification stored before intervals existed kept its spreads: ``[min, max]`` of its
-    repeats, a valid interval of the median with coverage ``1 - 2 / 2**repeats``; the ties
-    among its kept candidates are worked out from them (its kept set stays as decided).
-    """
-    repeats = int(verified.get("repeats") or 0)
-    legacy = "coverage" not in verified
-    coverage = interval_coverage(repeats) if legacy else float(verified["coverage"])
-    candidates = [dict(c) for c in verified["candidates"]]
-    if legacy:
-        for c in candidates:
-            c.update(intervals=c.get("spread") or {}, coverage=coverage, repeats=repeats)
-            c.setdefault("dominated_by", [])
-        kept = [c for c in candidates if c["kept"]]
-        for c in candidates:
-            c["ties_with"] = [
-                o["number"] for o in kept if c["kept"] and o is not c and _tied(o, c, objectives)
-            ]
-    confidence = float(verified.get("confidence", VERIFY_CONFIDENCE))
-    baseline = verified.get("baseline") or {}
-    disturbed = sum(int(c.get("disturbed_repeats") or 0) for c in candidates) + int(
-        baseline.get("disturbed_repeats") or 0
-    )
-    return {
-        "disturbed_timings": disturbed,
-        "repeats": repeats,
-        # Empty when no baseline timing of the rounds was valid (the search's stands in).
-        "baseline_intervals": baseline.get("intervals", baseline.get("spread")) or {},
-        "confidence": confidence,
-        "coverage": coverage,
-        "method": verified.get("method") or verify_method(repeats, coverage),
-        "warning": coverage_warning(repeats, coverage, confidence),
-    }, candidates
-
-
-def _tied(a: dict[str, Any], b: dict[str, Any], objectives: dict[Figure, Direction]) -> bool:
-    spans = [
-        {k: (float(v[0]), float(v[1])) for k, v in (p.get("intervals") or {}).items()}
-        for p in (a, b)
-    ]
-    return tied(a["figures"], b["figures"], objectives, spans[0], spans[1])
+    return summaries.sync(study).front
 
 
 def summary(study: optuna.Study) -> dict[str, Any]:
     """One line's worth of facts about a study."""
-    rows = trial_rows(study)
-    states = {
-        s: sum(r["state"] == s for r in rows) for s in ("COMPLETE", "PRUNED", "FAIL", "RUNNING")
-    }
-    view = StudyView(study)
-    spec = view.spec
-    shown = front(study)
-    speedups = [p["speedup_p95"] for p in shown["points"] if p.get("speedup_p95")]
-    return {
-        "study": study.study_name,
-        "model": spec.model if spec is not None else None,
-        "trials": states,
-        "front_size": len(shown["points"]),
-        "best_speedup_p95": max(speedups, default=None),
-        "verified": shown["verified"],
-        "hardware_id": view.hardware_id,
-        "created_at": view.created_at,
-    }
+    return summaries.sync(study).summary
 
 
-def all_studies(url: str) -> list[dict[str, Any]]:
+def version(study: optuna.Study) -> str:
+    """A key that changes whenever a trial of the study starts or ends or it is verified.
+
+    Cache what is drawn from a study under it.
+    """
+    return summaries.sync(study).version
+
+
+def all_studies(url: str | optuna.storages.BaseStorage) -> list[dict[str, Any]]:
     """A summary of every infertune study in the storage."""
+    storage = optuna.storages.get_storage(url) if isinstance(url, str) else url
     out = []
-    for s in optuna.get_all_study_summaries(url):
-        study = optuna.load_study(study_name=s.study_name, storage=url)
+    for name in study_names(storage):
+        study = optuna.load_study(study_name=name, storage=storage)
         if StudyView(study).created_by_infertune:
             out.append(summary(study))
     return out
@@ -225,10 +125,10 @@ def front_plot_data(study: optuna.Study) -> dict[str, Any]:
         high, of each figure a verification measured) and ``ties_with`` (kept points it is
         tied with); and ``verification`` (method and coverage, ``None`` if not verified).
     """
-    objectives = {str(k): str(v) for k, v in objectives_of(study).items()}
-    names = list(objectives)
     shown = front(study)
-    on_front = {p["number"]: p for p in shown["points"]}
+    objectives = dict(shown["objectives"])
+    names = list(objectives)
+    on_front = {p["number"] for p in shown["points"]}
     # Verified candidates, kept or dropped (none while the front is the search's).
     candidates = (
         {c["number"]: c for c in [*shown["points"], *shown["dropped_by_verification"]]}
@@ -236,8 +136,8 @@ def front_plot_data(study: optuna.Study) -> dict[str, Any]:
         else {}
     )
     points = []
-    for row in trial_rows(study):
-        if row["state"] != "COMPLETE" or not row["figures"]:
+    for row in summaries.rows(study, states=("COMPLETE",), synced=True):
+        if not row["figures"]:
             continue
         number = row["number"]
         candidate = candidates.get(number)
@@ -275,35 +175,93 @@ def front_plot_data(study: optuna.Study) -> dict[str, Any]:
     }
 
 
-def trials_table(study: optuna.Study) -> list[dict[str, Any]]:
-    """Every trial as one flat row (knobs and figures as columns), for a sortable table."""
-    rows = []
-    for row in trial_rows(study):
-        flat: dict[str, Any] = {"trial": row["number"], "state": row["state"]}
-        flat.update({k: v for k, v in (row["config"] or {}).items()})
-        flat.update({k: v for k, v in (row["figures"] or {}).items()})
-        flat["speedup_p95"] = row["speedup_p95"]
-        flat["feasible"] = row["feasible"]
-        flat["why"] = row["fail_reason"] or row["pruned_reason"] or "; ".join(row["violations"])
-        flat["duration_s"] = row["duration_s"]
-        rows.append(flat)
-    return rows
+def _flat(row: dict[str, Any]) -> dict[str, Any]:
+    flat: dict[str, Any] = {"trial": row["number"], "state": row["state"]}
+    flat.update({k: v for k, v in (row["config"] or {}).items()})
+    flat.update({k: v for k, v in (row["figures"] or {}).items()})
+    flat["speedup_p95"] = row["speedup_p95"]
+    flat["feasible"] = row["feasible"]
+    flat["on_front"] = row.get("on_front", False)
+    flat["why"] = row["fail_reason"] or row["pruned_reason"] or "; ".join(row["violations"] or [])
+    flat["duration_s"] = row["duration_s"]
+    return flat
+
+
+def trials_table(
+    study: optuna.Study,
+    *,
+    states: Sequence[str] | None = None,
+    front_only: bool = False,
+    feasible: bool | None = None,
+    runtime: Sequence[str] | None = None,
+    precision: Sequence[str] | None = None,
+    limit: int | None = None,
+    offset: int = 0,
+    newest_first: bool = False,
+) -> list[dict[str, Any]]:
+    """Trials as flat rows (knobs and figures as columns), filtered and paged in the database.
+
+    ``states`` keeps trials in those states (``COMPLETE``, ``PRUNED``, ``FAIL``,
+    ``RUNNING``), ``front_only`` those on the shown front; ``limit``/``offset`` page
+    through them (oldest first, or newest first).
+    """
+    return [
+        _flat(row)
+        for row in summaries.rows(
+            study,
+            states=states,
+            on_front=True if front_only else None,
+            feasible=feasible,
+            runtime=runtime,
+            precision=precision,
+            limit=limit,
+            offset=offset,
+            newest_first=newest_first,
+        )
+    ]
+
+
+def count_trials(
+    study: optuna.Study,
+    *,
+    states: Sequence[str] | None = None,
+    front_only: bool = False,
+    feasible: bool | None = None,
+    runtime: Sequence[str] | None = None,
+    precision: Sequence[str] | None = None,
+) -> int:
+    """How many trials :func:`trials_table` would list without a limit."""
+    return summaries.count_trials(
+        study,
+        states=states,
+        on_front=True if front_only else None,
+        feasible=feasible,
+        runtime=runtime,
+        precision=precision,
+    )
+
+
+def knob_choices(study: optuna.Study) -> dict[str, list[str]]:
+    """The runtimes and precisions the study's trials used (choices for filters)."""
+    return summaries.knob_values(study)
 
 
 def history(study: optuna.Study) -> dict[str, Any]:
     """Each objective per completed trial, with the best so far (optimisation history)."""
     objectives = objectives_of(study)
     series: dict[str, dict[str, list[Any]]] = {}
-    completed = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    completed = [r for r in summaries.rows(study, states=("COMPLETE",)) if r.get("values")]
     for index, (figure, direction) in enumerate(objectives.items()):
         pick = min if str(direction) == "minimize" else max
-        numbers, values, best = [], [], []
-        for trial in completed:
-            if trial.values is None:
+        numbers: list[int] = []
+        values: list[float] = []
+        best: list[float] = []
+        for row in completed:
+            if len(row["values"]) <= index:
                 continue
-            numbers.append(trial.number)
-            values.append(trial.values[index])
-            best.append(pick(values))
+            numbers.append(row["number"])
+            values.append(row["values"][index])
+            best.append(values[-1] if not best else pick(best[-1], values[-1]))
         series[str(figure)] = {"trial": numbers, "value": values, "best": best}
     return {"objectives": {str(k): str(v) for k, v in objectives.items()}, "series": series}
 
@@ -342,10 +300,7 @@ def _objective_value(index: int, sign: float) -> Callable[[optuna.trial.FrozenTr
 
 def trial_detail(study: optuna.Study, number: int) -> dict[str, Any]:
     """One trial: its row, timing phases and the MLflow ids to link to."""
-    trials = study.get_trials(deepcopy=False)
-    if not 0 <= number < len(trials):
-        raise InputError(f"Study '{study.study_name}' has no trial {number}.")
-    trial = trials[number]
+    trial = _trial(study, number)
     record = TrialRecord.from_trial(trial)
     view = StudyView(study)
     row = record.row()
@@ -355,6 +310,20 @@ def trial_detail(study: optuna.Study, number: int) -> dict[str, Any]:
     row["mlflow_experiment_id"] = view.experiment_id
     row["baseline"] = view.baseline
     return row
+
+
+def _trial(study: optuna.Study, number: int) -> optuna.trial.FrozenTrial:
+    """One trial, read alone (not every trial of the study).
+
+    Raises:
+        InputError: The study has no such trial.
+    """
+    storage = study._storage  # Optuna's handle on the study's storage (no public one)
+    try:
+        trial_id = storage.get_trial_id_from_study_id_trial_number(study._study_id, number)
+        return storage.get_trial(trial_id)
+    except KeyError:
+        raise InputError(f"Study '{study.study_name}' has no trial {number}.") from None
 
 
 def serving_curves(study: optuna.Study) -> dict[str, Any] | None:
@@ -369,12 +338,9 @@ def serving_curves(study: optuna.Study) -> dict[str, Any] | None:
     scenario = spec.search_space().measurement.scenario
     if scenario.slo_p99_ms is None:
         return None
-    shown = front(study)
-    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
     curves = []
-    for point in shown["points"]:
-        trial = trials.get(point["number"])
-        curve = trial.user_attrs.get("serving_curve") if trial is not None else None
+    for point in front(study)["points"]:
+        curve = _trial(study, point["number"]).user_attrs.get("serving_curve")
         if curve:
             curves.append(
                 {
@@ -410,7 +376,10 @@ def knob_importance(study: optuna.Study, seed: int = 0) -> dict[str, dict[str, A
     from optuna.distributions import BaseDistribution, CategoricalDistribution
     from optuna.importance import FanovaImportanceEvaluator
 
-    rows = [r for r in trial_rows(study) if r["state"] == "COMPLETE" and r["figures"]]
+    rows = [r for r in summaries.rows(study, states=("COMPLETE",)) if r["figures"]]
+    stored = summaries.stored_importance(study, len(rows))
+    if stored is not None and stored.get("seed") == seed:
+        return dict(stored["objectives"])
     knobs = sorted({k for r in rows for k in (r["config"] or {})})
     values = {k: sorted({str((r["config"] or {}).get(k, "default")) for r in rows}) for k in knobs}
     varied = [k for k in knobs if len(values[k]) > 1]
@@ -454,6 +423,7 @@ def knob_importance(study: optuna.Study, seed: int = 0) -> dict[str, dict[str, A
         except (ValueError, RuntimeError, ZeroDivisionError):
             continue
         entry["scores"] = {k: float(v) for k, v in scores.items()}
+    summaries.store_importance(study, len(rows), {"seed": seed, "objectives": out})
     return out
 
 
@@ -493,8 +463,8 @@ def set_note(
     """
     import datetime as dt
 
-    if trial is not None and not 0 <= trial < len(study.get_trials(deepcopy=False)):
-        raise InputError(f"Study '{study.study_name}' has no trial {trial}.")
+    if trial is not None:
+        _trial(study, trial)  # says so if the study has no such trial
     text = text.strip()
     if len(text) > MAX_NOTE_CHARS:
         raise InputError(f"A note holds at most {MAX_NOTE_CHARS} characters ({len(text)} given).")
@@ -509,7 +479,7 @@ def set_note(
 
 def trial_runs(study: optuna.Study) -> dict[str, Any]:
     """The MLflow experiment of a study and each trial's run id (trials without one left out)."""
-    runs = {r["number"]: r["mlflow_run_id"] for r in trial_rows(study) if r["mlflow_run_id"]}
+    runs = {r["number"]: r["mlflow_run_id"] for r in summaries.rows(study) if r["mlflow_run_id"]}
     return {"experiment_id": StudyView(study).experiment_id, "runs": runs}
 
 

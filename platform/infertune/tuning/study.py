@@ -45,6 +45,7 @@ from infertune.space.schema import (
 )
 from infertune.storage.db import normalize_url
 from infertune.tracking.tracker import Tracker
+from infertune.tuning import summaries
 from infertune.tuning.distributed import (
     UNCOUNTED,
     BudgetGate,
@@ -53,7 +54,14 @@ from infertune.tuning.distributed import (
     finished_count,
     heartbeat_storage,
 )
-from infertune.tuning.front import coverage_warning, median_interval, pareto_front, sift
+from infertune.tuning.front import (
+    VERIFY_CONFIDENCE,
+    coverage_warning,
+    median_interval,
+    pareto_front,
+    sift,
+    verify_method,
+)
 from infertune.tuning.phases import PhaseClock
 from infertune.tuning.records import StudyView, TrialRecord, TrialWriter, trial_rows
 from infertune.tuning.retime import retime_interleaved
@@ -707,7 +715,8 @@ class Tuner:
         if remaining <= 0 or self._stop_if_exhausted():
             return 0
         callbacks: list[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]] = [
-            GlobalBudget(n_trials)
+            GlobalBudget(n_trials),
+            summaries.on_trial_end,
         ]
         if on_trial is not None:
             callbacks.append(on_trial)
@@ -904,11 +913,8 @@ def verify_front(
         "candidates": verified,
     }
     StudyView(study).set_verified(payload)
+    summaries.on_trial_end(study, None)
     return payload
-
-
-#: The coverage verification's intervals aim for (five repeats or more reach it).
-VERIFY_CONFIDENCE = 0.9
 
 
 def verified_summary(study: optuna.Study, search_front: list[dict[str, Any]]) -> dict[str, Any]:
@@ -951,14 +957,6 @@ def verified_summary(study: optuna.Study, search_front: list[dict[str, Any]]) ->
 def interval_coverage_of(repeats: int) -> float:
     """The coverage of the interval :func:`median_interval` gives over ``repeats`` values."""
     return median_interval([float(i) for i in range(repeats)], VERIFY_CONFIDENCE)[1]
-
-
-def verify_method(repeats: int, coverage: float) -> str:
-    """How the verified front's intervals were made, in words (stored and shown)."""
-    return (
-        f"order-statistic interval of the median over {repeats} repeat"
-        f"{'s' if repeats != 1 else ''}, coverage {coverage:.1%}"
-    )
 
 
 def _speedup_interval(
