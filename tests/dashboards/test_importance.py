@@ -29,12 +29,11 @@ def _rows(count: int) -> list[dict[str, Any]]:
 
 @pytest.fixture()
 def study(monkeypatch: pytest.MonkeyPatch) -> optuna.Study:
-    monkeypatch.setattr(
-        queries,
-        "objectives_of",
-        lambda _study: {"latency_p95_ms": "minimize", "accuracy": "maximize"},
+    study = optuna.create_study()
+    study.set_user_attr(
+        "infertune.objectives", {"latency_p95_ms": "minimize", "accuracy": "maximize"}
     )
-    return optuna.create_study()
+    return study
 
 
 def test_runtime_that_multiplies_latency_by_50_dominates(

@@ -90,11 +90,12 @@ def settings_storage(storage: str | None) -> str:
     a ``--storage`` URL is checked (one line if unusable) and Optuna's tables created in it
     once, one process at a time.
     """
-    from infertune.storage.db import prepare_optuna_storage
-    from infertune.tuning.study import storage_url
+    from infertune.storage.db import normalize_url, prepare_optuna_storage
 
     platform_db()
-    url = storage_url(current_settings(), storage)
+    # tuning.study.storage_url's rule, without importing the search side (engine, runtimes):
+    # read commands (studies, show, front) stay fast.
+    url = normalize_url(storage or current_settings().database_url)
     if storage is not None:
         prepare_optuna_storage(url)
     return url

@@ -20,8 +20,6 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from infertune.measure.accuracy import describe_task
-
 __all__ = [
     "Reporter",
     "bench_table",
@@ -219,6 +217,8 @@ def bench_table(result: dict[str, Any]) -> Table:
         table.add_row(
             "timed calls", f"{m['timed_calls']} in {m['timed_s']:.2f} s (after warm-up{load})"
         )
+    from infertune.measure.accuracy import describe_task  # numpy: only bench needs it
+
     task = result["task"]
     table.add_row("task", describe_task(task))
     if task["kind"] == "classification":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -24,9 +24,19 @@ from infertune.cli._common import (
     settings_storage,
 )
 from infertune.cli.bench import OutputOption, TrustOption
-from infertune.exceptions import InfertuneError
+from infertune.exceptions import InfertuneError, InputError
 
-__all__ = ["default_study_name", "front", "show", "studies", "tune", "verify_command"]
+__all__ = [
+    "SHOW_LIMIT",
+    "TRIAL_STATES",
+    "default_study_name",
+    "front",
+    "parse_states",
+    "show",
+    "studies",
+    "tune",
+    "verify_command",
+]
 
 
 def tune(
@@ -258,24 +268,146 @@ def studies(storage: StorageOption = None, as_json: JsonOption = False) -> None:
         stdout.print(studies_table(rows))
 
 
-def show(study: StudyArgument, storage: StorageOption = None, as_json: JsonOption = False) -> None:
-    """Show every trial of a study: knobs, figures, state and why it failed or was pruned."""
-    from infertune.cli._display import stdout, trials_table
-    from infertune.tuning import queries
-    from infertune.tuning.records import StudyView, trial_rows
+#: The trial states ``show --state`` takes, as the user types them (any case).
+TRIAL_STATES = {
+    "complete": "COMPLETE",
+    "pruned": "PRUNED",
+    "fail": "FAIL",
+    "failed": "FAIL",
+    "running": "RUNNING",
+}
+#: Trials ``show`` lists when no ``--limit`` is given: the newest page.
+SHOW_LIMIT = 50
 
+
+def parse_states(values: list[str] | None) -> list[str] | None:
+    """``--state`` values (repeated or comma-separated, any case) as Optuna state names.
+
+    Raises:
+        InputError: A value that is not a trial state.
+    """
+    if not values:
+        return None
+    states: list[str] = []
+    for value in values:
+        for word in filter(None, (w.strip() for w in value.split(","))):
+            state = TRIAL_STATES.get(word.lower())
+            if state is None:
+                raise InputError(
+                    f"Unknown trial state '{word}' for --state; choose from complete, pruned, "
+                    "fail, running."
+                )
+            if state not in states:
+                states.append(state)
+    return states or None
+
+
+def show(
+    study: StudyArgument,
+    state: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--state",
+            metavar="STATE",
+            help="Only trials in this state: complete, pruned, fail or running (repeat the "
+            "flag or separate with commas).",
+            show_default=False,
+        ),
+    ] = None,
+    on_front: Annotated[
+        bool, typer.Option("--front", help="Only the trials on the shown Pareto front.")
+    ] = False,
+    limit: Annotated[
+        int,
+        typer.Option(
+            "--limit",
+            min=0,
+            metavar="N",
+            help="Show the newest N matching trials (0: all of them).",
+        ),
+    ] = SHOW_LIMIT,
+    offset: Annotated[
+        int,
+        typer.Option(
+            "--offset",
+            min=0,
+            metavar="N",
+            help="Skip the newest N matching trials (page back with --limit).",
+        ),
+    ] = 0,
+    storage: StorageOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show a study's trials: knobs, figures, state and why each failed or was pruned.
+
+    The newest 50 trials by default, listed oldest first; `--limit 0` shows them all.
+    Filters run in the database, so a study of thousands of trials answers at once.
+    """
+    from infertune.cli._display import stdout, trials_table
+    from infertune.tuning import queries, summaries
+    from infertune.tuning.records import StudyView
+
+    states = parse_states(state)
     opened = queries.load(study, settings_storage(storage))
-    rows = trial_rows(opened)
+    about = queries.summary(opened)  # brings the summary rows up to date, once
+    matching = queries.count_trials(opened, states=states, front_only=on_front)
+    # A page counted from the newest trial, shown in trial order (--limit 0: all of them).
+    rows = summaries.rows(
+        opened,
+        states=states,
+        on_front=True if on_front else None,
+        limit=limit or None,
+        offset=offset,
+        newest_first=True,
+        synced=True,
+    )
+    rows.reverse()
     if as_json:
-        typer.echo(
-            json.dumps(
-                {"study": study, "baseline": StudyView(opened).baseline, "trials": rows},
-                indent=2,
-                default=str,
-            )
+        payload = {
+            "study": study,
+            "baseline": StudyView(opened).baseline,
+            "summary": about,
+            "filters": {"states": states, "front": on_front, "limit": limit, "offset": offset},
+            "matching": matching,
+            "trials": rows,
+        }
+        typer.echo(json.dumps(payload, indent=2, default=str))
+        return
+    stdout.print(trials_table(study, rows))
+    note = _paging_note(
+        rows, matching, sum(about["trials"].values()), offset, bool(states or on_front)
+    )
+    if note:
+        stdout.print(note)
+
+
+def _paging_note(
+    rows: list[dict[str, Any]], matching: int, total: int, offset: int, filtered: bool
+) -> str | None:
+    """What part of the study the table shows; ``None`` when it is every trial.
+
+    ``matching`` trials pass the filters, ``total`` are in the study, and the table shows
+    ``rows`` after skipping the ``offset`` newest matching ones.
+    """
+    of = (
+        f"{matching:,} matching trials ({total:,} in the study)"
+        if filtered
+        else f"{total:,} trials"
+    )
+    if not rows:
+        if filtered and not matching:
+            return f"[yellow]No trials match[/] ({total:,} in the study)."
+        return (
+            f"[yellow]No trials to show:[/] --offset {offset} skips all {of}." if offset else None
         )
-    else:
-        stdout.print(trials_table(study, rows))
+    if len(rows) == matching:
+        return f"[dim]{matching:,} of {total:,} trials match.[/]" if filtered else None
+    older = matching - offset - len(rows)
+    more = f"; `--offset {offset + len(rows)}` shows the {older:,} before" if older > 0 else ""
+    return (
+        f"[dim]Showing trials {rows[0]['number']} to {rows[-1]['number']}: {len(rows)} of {of}. "
+        f"`--limit 0` shows all{more}.[/]"
+    )
 
 
 def front(study: StudyArgument, storage: StorageOption = None, as_json: JsonOption = False) -> None:

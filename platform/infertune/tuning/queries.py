@@ -14,7 +14,6 @@ from infertune.storage.db import safe_url
 from infertune.tuning import summaries
 from infertune.tuning.phases import summarize
 from infertune.tuning.records import StudyView, TrialRecord
-from infertune.tuning.study import objectives_of
 
 
 def _where(storage: str | optuna.storages.BaseStorage) -> str:
@@ -248,7 +247,7 @@ def knob_choices(study: optuna.Study) -> dict[str, list[str]]:
 
 def history(study: optuna.Study) -> dict[str, Any]:
     """Each objective per completed trial, with the best so far (optimisation history)."""
-    objectives = objectives_of(study)
+    objectives = StudyView(study).objectives
     series: dict[str, dict[str, list[Any]]] = {}
     completed = [r for r in summaries.rows(study, states=("COMPLETE",)) if r.get("values")]
     for index, (figure, direction) in enumerate(objectives.items()):
@@ -274,7 +273,7 @@ def importance(study: optuna.Study) -> dict[str, dict[str, float]]:
     """
     out: dict[str, dict[str, float]] = {}
     completed = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-    for index, (figure, direction) in enumerate(objectives_of(study).items()):
+    for index, (figure, direction) in enumerate(StudyView(study).objectives.items()):
         try:
             if len(completed) < 2:
                 raise ValueError("too few trials")
@@ -384,7 +383,7 @@ def knob_importance(study: optuna.Study, seed: int = 0) -> dict[str, dict[str, A
     values = {k: sorted({str((r["config"] or {}).get(k, "default")) for r in rows}) for k in knobs}
     varied = [k for k in knobs if len(values[k]) > 1]
     out: dict[str, dict[str, Any]] = {}
-    for figure in objectives_of(study):
+    for figure in StudyView(study).objectives:
         name = str(figure)
         usable = [r for r in rows if isinstance(r["figures"].get(name), int | float)]
         targets = [float(r["figures"][name]) for r in usable]
