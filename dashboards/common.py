@@ -1,15 +1,24 @@
 """What the dashboard's pages share: settings, cached reads and drawing helpers.
 
 The numbers come from the package's query functions (``infertune.tuning.queries``,
-``infertune.promotion.registry``), the same ones the CLI prints; this module only caches
-them for a few seconds and turns them into figures.
+``infertune.promotion.registry``), the same ones the CLI prints; this module caches them and
+turns them into figures.
+
+A study's data is cached under its *version* (``queries.version``: it changes whenever a
+trial starts or ends or the front is verified), not for a few seconds: a page drawn again
+reads nothing while the study stands still, and shows a new trial at once when it moves.
+The version itself is looked up on every run (two indexed queries). The study lists, the
+summaries and the notes are cheap reads and are never cached.
 """
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+import optuna
 import plotly.graph_objects as go
 import streamlit as st
 
@@ -21,8 +30,11 @@ from infertune.storage.db import Database
 from infertune.tuning import queries
 from infertune.tuning.study import storage_url
 
-#: Seconds a page's data is reused before it is read again (a running study keeps moving).
-TTL_S = 5
+#: Versions of study data kept per cached read (several studies, users and a running study's
+#: newest versions); the oldest go first.
+KEPT_VERSIONS = 16
+#: Rows per page of the trials table (read from the database a page at a time).
+PAGE_ROWS = 100
 COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2")
 
 
@@ -45,49 +57,134 @@ def database() -> Database:
     return db
 
 
-# -- cached reads ------------------------------------------------------------------------
+@st.cache_resource(show_spinner=False)
+def optuna_storage(storage: str) -> optuna.storages.BaseStorage:
+    """Optuna's storage at a URL, opened once per server.
+
+    Opening one makes an engine and checks the schema (tens of milliseconds); every read
+    of every page would pay it again.
+    """
+    return optuna.storages.get_storage(storage)
 
 
-@st.cache_data(ttl=TTL_S, show_spinner=False)
+def load_study(storage: str, name: str) -> optuna.Study:
+    """A study, opened on the server's storage (cheap: no trial is read)."""
+    return queries.load(name, optuna_storage(storage))
+
+
+# -- reads that are not cached (cheap) -----------------------------------------------------
+
+
+def study_names(storage: str) -> list[str]:
+    """The studies' names (no trial read): for pickers."""
+    return queries.study_names(optuna_storage(storage))
+
+
 def studies_rows(storage: str) -> list[dict[str, Any]]:
-    """Summaries of every study."""
-    return queries.all_studies(storage)
+    """The summary of every study (one stored row each, brought up to date)."""
+    return queries.all_studies(optuna_storage(storage))
 
 
-@st.cache_data(ttl=TTL_S, show_spinner=False)
-def study_views(storage: str, name: str) -> dict[str, Any]:
-    """Everything the study page draws, read in one go."""
-    study = queries.load(name, storage)
-    return {
-        "summary": queries.summary(study),
-        "plot": queries.front_plot_data(study),
-        "trials": queries.trials_table(study),
-        "history": queries.history(study),
-        "serving": queries.serving_curves(study),
-    }
+def study_summary(storage: str, name: str) -> dict[str, Any]:
+    """One study's summary (its stored row, brought up to date)."""
+    return queries.summary(load_study(storage, name))
 
 
-@st.cache_data(ttl=60, show_spinner=False)
-def study_knob_importance(storage: str, name: str, trial_count: int) -> dict[str, dict[str, Any]]:
-    """Importance of each knob, by fANOVA (slow: recomputed only when the trial count changes)."""
-    return queries.knob_importance(queries.load(name, storage))
+def study_version(storage: str, name: str) -> str:
+    """The key of a study's cached data: changes whenever a trial starts or ends."""
+    return queries.version(load_study(storage, name))
 
 
-@st.cache_data(ttl=TTL_S, show_spinner=False)
-def study_extras(storage: str, name: str) -> dict[str, Any]:
-    """A study's notes, its trials' MLflow runs, and the studies of its line (re-tunes)."""
-    study = queries.load(name, storage)
-    return {
-        "notes": queries.notes(study),
-        "runs": queries.trial_runs(study),
-        "related": queries.related_studies(study, storage),
-    }
+def study_notes(storage: str, name: str) -> dict[str, Any]:
+    """A study's notes (study attributes: read fresh, so another user's note shows)."""
+    return queries.notes(load_study(storage, name))
+
+
+# -- reads cached under the study's version ------------------------------------------------
+# Each takes the version only as the cache key: the value is read for whatever the study
+# holds when the cache misses, which is that version or a newer one.
+
+
+@st.cache_data(max_entries=KEPT_VERSIONS, show_spinner=False)
+def summary_at(storage: str, name: str, version: str) -> dict[str, Any]:
+    """A study's summary (:func:`study_summary`), cached under its version."""
+    return study_summary(storage, name)
+
+
+@st.cache_data(max_entries=KEPT_VERSIONS, show_spinner="Reading the completed trials…")
+def front_plot(storage: str, name: str, version: str) -> dict[str, Any]:
+    """Every completed trial placed for the front plot, and each varied knob's values."""
+    plot = queries.front_plot_data(load_study(storage, name))
+    plot["knob_values"] = knob_values(plot["points"])
+    return plot
+
+
+@st.cache_data(max_entries=KEPT_VERSIONS, show_spinner=False)
+def knob_choices(storage: str, name: str, version: str) -> dict[str, list[str]]:
+    """The runtimes and precisions among the study's trials (filter choices)."""
+    return queries.knob_choices(load_study(storage, name))
+
+
+@st.cache_data(max_entries=4 * KEPT_VERSIONS, show_spinner=False)
+def trials_page(
+    storage: str,
+    name: str,
+    version: str,
+    query: tuple[tuple[str, Any], ...],
+    page: int,
+) -> list[dict[str, Any]]:
+    """One page (from 1) of the trials table, filtered in the database.
+
+    ``query`` holds :func:`queries.trials_table`'s filters as sorted (name, value) pairs.
+    """
+    return queries.trials_table(
+        load_study(storage, name),
+        **dict(query),
+        limit=PAGE_ROWS,
+        offset=(page - 1) * PAGE_ROWS,
+    )
+
+
+@st.cache_data(max_entries=4 * KEPT_VERSIONS, show_spinner=False)
+def trials_count(storage: str, name: str, version: str, query: tuple[tuple[str, Any], ...]) -> int:
+    """How many trials pass the filters (``query`` as in :func:`trials_page`)."""
+    filters = {k: v for k, v in query if k != "newest_first"}
+    return queries.count_trials(load_study(storage, name), **filters)
+
+
+@st.cache_data(max_entries=KEPT_VERSIONS, show_spinner=False)
+def trial_runs(storage: str, name: str, version: str) -> dict[str, Any]:
+    """The study's MLflow experiment and each trial's run id."""
+    return queries.trial_runs(load_study(storage, name))
+
+
+@st.cache_data(max_entries=KEPT_VERSIONS, show_spinner=False)
+def serving_view(storage: str, name: str, version: str) -> dict[str, Any] | None:
+    """Rate vs p99 of the front's points (``None`` unless a server study)."""
+    return queries.serving_curves(load_study(storage, name))
+
+
+@st.cache_data(max_entries=KEPT_VERSIONS, show_spinner="Reading the history…")
+def history_view(storage: str, name: str, version: str) -> dict[str, Any]:
+    """Each objective per completed trial with the best so far."""
+    return queries.history(load_study(storage, name))
+
+
+@st.cache_data(max_entries=KEPT_VERSIONS, show_spinner="Scoring the knobs (fANOVA)…")
+def importance_view(storage: str, name: str, version: str) -> dict[str, dict[str, Any]]:
+    """Importance of each knob, by fANOVA (slow; also stored per study size in the database)."""
+    return queries.knob_importance(load_study(storage, name))
+
+
+@st.cache_data(max_entries=4 * KEPT_VERSIONS, show_spinner=False)
+def trial_view(storage: str, name: str, number: int, version: str) -> dict[str, Any]:
+    """One trial's detail (that trial read alone)."""
+    return queries.trial_detail(load_study(storage, name), number)
 
 
 def save_note(name: str, text: str, trial: int | None = None) -> None:
-    """Write a note on a study or trial (as the signed-in user) and drop cached data."""
-    queries.set_note(queries.load(name, url()), text, trial, actor=actor())
-    st.cache_data.clear()
+    """Write a note on a study or trial (as the signed-in user); notes are read uncached."""
+    queries.set_note(load_study(url(), name), text, trial, actor=actor())
 
 
 def mlflow_link(experiment_id: str | None, run_id: str | None) -> str | None:
@@ -96,12 +193,6 @@ def mlflow_link(experiment_id: str | None, run_id: str | None) -> str | None:
     if not run_id or not experiment_id or not tracking.startswith(("http://", "https://")):
         return None
     return f"{tracking.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
-
-
-@st.cache_data(ttl=TTL_S, show_spinner=False)
-def trial_view(storage: str, name: str, number: int) -> dict[str, Any]:
-    """One trial's detail."""
-    return queries.trial_detail(queries.load(name, storage), number)
 
 
 @st.cache_data(ttl=3600, show_spinner=False)
@@ -127,10 +218,15 @@ def actor() -> str:
 
 
 def refresh_button() -> None:
-    """Drop cached data (a running study moves on)."""
-    if st.button("Refresh", help="Read the database again (data is reused for 5 s)."):
-        st.cache_data.clear()
-        st.rerun()
+    """Draw the page again: a running study's new trials show (its data is read anew).
+
+    Nothing is dropped: what is cached is keyed by each study's version, so a study that
+    moved on is read again and one that did not is not.
+    """
+    st.button(
+        "Refresh",
+        help="Draw the page again with the trials that started or ended since.",
+    )
 
 
 _FLASH_KEY = "infertune_flash"
@@ -196,9 +292,14 @@ def describe(config: dict[str, Any] | None) -> str:
     return " ".join(parts)
 
 
-#: Above this many completed trials the plain ones are drawn small and faint (WebGL), so
-#: the front and the colour groups stay visible among thousands of points.
-MANY_POINTS = 1500
+#: Above this many points a trace is drawn with WebGL (SVG slows down past a thousand or
+#: so), and the front plot's plain trials are drawn small and faint with a short hover, so
+#: the front and the colour groups stay visible among thousands of points and the page
+#: sends little more than their coordinates.
+MANY_POINTS = 1000
+#: At most this many trials in the parallel-coordinate and slice plots: the front and a
+#: fixed sample of the others beyond it.
+MAX_SAMPLED = 2000
 #: The baseline's marker: a colour that reads on light and dark backgrounds alike.
 BASELINE_COLOUR = "#e45756"
 
@@ -206,6 +307,9 @@ BASELINE_COLOUR = "#e45756"
 def is_baseline_config(config: dict[str, Any] | None) -> bool:
     """Whether a trial ran the baseline's settings (tf, fp32, every other knob at its default)."""
     if not config:
+        return False
+    # Most trials differ in runtime or precision: skip parsing them (thousands per page).
+    if config.get("runtime", "tf") != "tf" or config.get("precision", "fp32") != "fp32":
         return False
     try:
         return InferenceConfig.parse(**config) == InferenceConfig()
@@ -244,11 +348,29 @@ def front_figure(plot: dict[str, Any], colour_by: str, y_key: str | None = None)
             faint = many and role == "other trials"
             xs = [p["figures"].get(x_key) for p in chosen]
             ys = [p["figures"].get(y_key) for p in chosen]
-            trace = go.Scattergl if faint else go.Scatter
+            # Thousands of faint points: numpy arrays (plotly checks lists item by item and
+            # sends arrays packed), and on hover the number and both figures drawn by
+            # plotly from the data, not a paragraph of text each.
+            data: dict[str, Any] = (
+                {
+                    "x": np.array(xs, dtype=float),
+                    "y": np.array(ys, dtype=float),
+                    "customdata": np.array([p["number"] for p in chosen]),
+                    "hovertemplate": f"trial %{{customdata}} ({group})<br>"
+                    f"{x_key} %{{x:.4g}}<br>{y_key} %{{y:.4g}}<extra></extra>",
+                }
+                if faint
+                else {
+                    "x": xs,
+                    "y": ys,
+                    "customdata": [[p["number"]] for p in chosen],
+                    "hovertext": [_hover(p, x_key, y_key) for p in chosen],
+                    "hoverinfo": "text",
+                }
+            )
+            trace = go.Scattergl if faint or len(chosen) > MANY_POINTS else go.Scatter
             figure.add_trace(
                 trace(
-                    x=xs,
-                    y=ys,
                     mode="markers",
                     name=f"{group} · {role}",
                     legendgroup=group,
@@ -262,9 +384,7 @@ def front_figure(plot: dict[str, Any], colour_by: str, y_key: str | None = None)
                     # The median's confidence interval where verification measured one.
                     error_x=_error_bars(chosen, x_key, xs),
                     error_y=_error_bars(chosen, y_key, ys),
-                    customdata=[[p["number"]] for p in chosen],
-                    hovertext=[_hover(p, x_key, y_key) for p in chosen],
-                    hoverinfo="text",
+                    **data,
                 )
             )
     _tie_links(figure, plot, x_key, y_key)
@@ -328,20 +448,34 @@ def log_axis(figure: go.Figure, axis: str, key: str) -> None:
     """
     if not key.startswith("latency"):
         return
-    values = [
-        float(v)
-        for trace in figure.data
-        for v in (getattr(trace, axis, None) or ())
-        if isinstance(v, int | float) and v > 0
-    ]
+    lows, highs = [], []
+    for trace in figure.data:
+        positive = _positive(getattr(trace, axis, None))
+        if positive.size:
+            lows.append(float(positive.min()))
+            highs.append(float(positive.max()))
     update = figure.update_xaxes if axis == "x" else figure.update_yaxes
-    ticks = log_ticks(min(values), max(values)) if values else []
+    ticks = log_ticks(min(lows), max(highs)) if lows else []
     update(
         type="log",
         exponentformat="none",
         tickvals=ticks or None,
         ticktext=[f"{t:g} ms" for t in ticks] or None,
     )
+
+
+def _positive(data: Any) -> np.ndarray[Any, np.dtype[np.float64]]:
+    """A trace's positive coordinates (none for a missing or a category axis).
+
+    Vectorised: a front plot has thousands of points per trace.
+    """
+    if data is None:
+        return np.empty(0)
+    try:
+        values = np.asarray(data, dtype=float)  # a missing value (None) becomes NaN
+    except (TypeError, ValueError):  # category names
+        return np.empty(0)
+    return values[values > 0]
 
 
 def log_ticks(low: float, high: float) -> list[float]:
@@ -506,12 +640,21 @@ def filter_points(
 
 
 def history_figure(series: dict[str, list[Any]], figure_name: str, direction: str) -> go.Figure:
-    """One objective per trial with the best so far; latency on a log axis."""
+    """One objective per trial with the best so far; latency on a log axis.
+
+    The best-so-far line is a step line: only the trials where it moves (and the last) are
+    sent, not one point per trial.
+    """
+    steps = [
+        i
+        for i, best in enumerate(series["best"])
+        if i == 0 or i == len(series["best"]) - 1 or best != series["best"][i - 1]
+    ]
     chart = go.Figure()
     chart.add_trace(
         go.Scattergl(
-            x=series["trial"],
-            y=series["value"],
+            x=np.array(series["trial"]),
+            y=np.array(series["value"], dtype=float),
             mode="markers",
             name="each trial",
             marker={"size": 6, "opacity": 0.6},
@@ -520,8 +663,8 @@ def history_figure(series: dict[str, list[Any]], figure_name: str, direction: st
     )
     chart.add_trace(
         go.Scatter(
-            x=series["trial"],
-            y=series["best"],
+            x=[series["trial"][i] for i in steps],
+            y=[series["best"][i] for i in steps],
             mode="lines",
             name=f"best so far ({'lowest' if direction == 'minimize' else 'highest'})",
             line={"shape": "hv"},
@@ -538,8 +681,8 @@ def history_figure(series: dict[str, list[Any]], figure_name: str, direction: st
     return chart
 
 
-def _knob_values(points: list[dict[str, Any]]) -> dict[str, list[str]]:
-    """Each knob's values among the points (a knob a trial did not set: ``default``)."""
+def knob_values(points: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """Each varied knob's values among the points (a knob a trial did not set: ``default``)."""
     knobs = sorted({k for p in points for k in (p["config"] or {})})
     values = {
         k: sorted({str((p["config"] or {}).get(k, "default")) for p in points}) for k in knobs
@@ -549,7 +692,7 @@ def _knob_values(points: list[dict[str, Any]]) -> dict[str, list[str]]:
 
 def parallel_figure(plot: dict[str, Any], points: list[dict[str, Any]]) -> go.Figure:
     """Parallel coordinates: every varied knob, then each objective; coloured by the first."""
-    knobs = _knob_values(points)
+    knobs = knob_values(points)
     dimensions = []
     for knob, values in knobs.items():
         codes = [values.index(str((p["config"] or {}).get(knob, "default"))) for p in points]
@@ -581,18 +724,21 @@ def slice_figure(points: list[dict[str, Any]], key: str) -> go.Figure:
     """Slice plots: ``key`` against each varied knob, one panel per knob."""
     from plotly.subplots import make_subplots
 
-    knobs = _knob_values(points)
+    knobs = knob_values(points)
     figure = make_subplots(rows=1, cols=max(1, len(knobs)), shared_yaxes=True,
                            subplot_titles=list(knobs) or [""])  # fmt: skip
+    trace = go.Scattergl if len(points) > MANY_POINTS else go.Scatter
+    ys = np.array([p["figures"].get(key) for p in points], dtype=float)
+    trial_numbers = np.array([p["number"] for p in points])
     for column, knob in enumerate(knobs, start=1):
         figure.add_trace(
-            go.Scatter(
+            trace(
                 x=[str((p["config"] or {}).get(knob, "default")) for p in points],
-                y=[p["figures"].get(key) for p in points],
+                y=ys,
                 mode="markers",
                 marker={"size": 7, "opacity": 0.6, "color": COLOURS[0]},
-                customdata=[[p["number"]] for p in points],
-                hovertemplate="trial %{customdata[0]}: %{y:.4g}<extra></extra>",
+                customdata=trial_numbers,
+                hovertemplate="trial %{customdata}: %{y:.4g}<extra></extra>",
                 showlegend=False,
             ),
             row=1,
@@ -603,6 +749,21 @@ def slice_figure(points: list[dict[str, Any]], key: str) -> go.Figure:
     log_axis(figure, "y", key)
     figure.update_layout(height=320, margin={"l": 10, "r": 10, "t": 40, "b": 10})
     return figure
+
+
+def sample_points(
+    points: list[dict[str, Any]], limit: int = MAX_SAMPLED, seed: int = 0
+) -> list[dict[str, Any]]:
+    """At most ``limit`` points: all of the front (and verified ones), then a fixed sample.
+
+    The sample is drawn with a fixed seed, so the plots do not change between redraws.
+    """
+    if len(points) <= limit:
+        return points
+    front = [p for p in points if p["on_front"] or p["verified"]]
+    others = [p for p in points if not (p["on_front"] or p["verified"])]
+    chosen = random.Random(seed).sample(others, max(0, limit - len(front)))
+    return sorted([*front, *chosen], key=lambda p: int(p["number"]))
 
 
 def compare_figure(plots: dict[str, dict[str, Any]], x_key: str, y_key: str) -> go.Figure:
@@ -661,8 +822,8 @@ LAUNCH_PAGE = "views/launch.py"
 
 
 def selected_study() -> str | None:
-    """The study chosen in the URL (``?study=``) or the selector."""
-    names = [r["study"] for r in studies_rows(url())]
+    """The study chosen in the URL (``?study=``) or the selector (names only: no trial read)."""
+    names = study_names(url())
     if not names:
         st.info("No studies yet.")
         return None

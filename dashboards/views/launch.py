@@ -6,7 +6,7 @@ from typing import Any
 
 import streamlit as st
 
-from common import STUDY_PAGE, actor, guarded, settings, studies_rows, url
+from common import STUDY_PAGE, actor, guarded, settings, study_names, study_summary, url
 from infertune.exceptions import InfertuneError
 from infertune.tuning.launch import (
     default_study_name,
@@ -94,7 +94,9 @@ def _launch_list() -> None:
         return
     if any(r["state"] == "running" for r in rows):
         st.caption(f"Following: this list redraws every {FOLLOW_S} s while a launch runs.")
-    done = {r["study"]: r for r in studies_rows(url())}
+    # Summaries of the launched studies only (each one stored row), not of every study.
+    names = set(study_names(url()))
+    done = {n: study_summary(url(), n) for n in {r["study"] for r in rows} & names}
     for record in rows:  # newest first
         _launch_row(record, done.get(record["study"]))
 

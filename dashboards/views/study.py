@@ -1,8 +1,18 @@
-"""Study: the Pareto front, all trials, the optimisation history and knob importance."""
+"""Study: the Pareto front, all trials, the optimisation history and knob importance.
+
+Drawn in under two seconds at 10,000 trials: the study's data is read once per version
+(``common``), the trials table a page at a time with its filters applied in the database,
+and the costly sections (parallel coordinates and slices, history, importance, comparison)
+only when the user opens them: Streamlit runs every tab's and expander's code, so those
+sections sit behind toggles instead.
+"""
 
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -11,32 +21,80 @@ import streamlit as st
 
 from common import (
     AXIS_TITLES,
+    MAX_SAMPLED,
+    PAGE_ROWS,
     TRIAL_PAGE,
     axis_title,
     compare_figure,
     describe,
     filter_points,
     front_figure,
+    front_plot,
     guarded,
     history_figure,
+    history_view,
+    importance_view,
     is_baseline_config,
+    knob_choices,
+    load_study,
     mlflow_link,
+    optuna_storage,
     parallel_figure,
     refresh_button,
+    sample_points,
     save_note,
     selected_study,
     serving_figure,
+    serving_view,
     slice_figure,
-    studies_rows,
-    study_extras,
-    study_knob_importance,
-    study_views,
+    study_names,
+    study_notes,
+    study_version,
+    summary_at,
+    trial_runs,
+    trials_count,
+    trials_page,
     url,
 )
+from infertune.tuning import queries
 from infertune.tuning.queries import MIN_IMPORTANCE_TRIALS
 
 #: Session key of the last point clicked on the front (so a rerun does not open it again).
 _CLICKED = "infertune_front_clicked"
+#: Session keys of the trials table's page and of the filters it was paged under.
+_PAGE = "trials-page"
+_PAGED_UNDER = "infertune_trials_paged_under"
+#: Knobs the trials table filters by in the database (the others filter the plots only).
+_TABLE_KNOBS = ("runtime", "precision")
+
+
+@dataclass(frozen=True)
+class _Filters:
+    """What the filter widgets chose.
+
+    Attributes:
+        front_only: Only trials on the shown front.
+        states: The chosen states, or ``None`` for all of them.
+        knobs: Each knob narrowed to some of its values (a knob left whole is absent).
+    """
+
+    front_only: bool = False
+    states: tuple[str, ...] | None = None
+    knobs: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def table_query(self) -> dict[str, Any]:
+        """The filters as :func:`queries.trials_table` takes them."""
+        query: dict[str, Any] = {}
+        if self.states is not None:
+            query["states"] = self.states
+        if self.front_only:
+            query["front_only"] = True
+        query.update({k: v for k, v in self.knobs.items() if k in _TABLE_KNOBS})
+        return query
+
+    def empty(self) -> bool:
+        """Whether a filter was emptied (nothing can match)."""
+        return self.states == () or any(not v for v in self.knobs.values())
 
 
 def study_page() -> None:
@@ -46,9 +104,12 @@ def study_page() -> None:
     name = selected_study()
     if name is None:
         return
-    views = study_views(url(), name)
-    extras = study_extras(url(), name)
-    summary, plot = views["summary"], views["plot"]
+    storage = url()
+    version = study_version(storage, name)
+    summary = summary_at(storage, name, version)
+    plot = front_plot(storage, name, version)
+    runs = trial_runs(storage, name, version)
+    notes = study_notes(storage, name)
     cols = st.columns(4)
     cols[0].metric("complete trials", summary["trials"]["COMPLETE"])
     cols[1].metric(
@@ -62,17 +123,17 @@ def study_page() -> None:
         + ("front verified" if plot["verified"] else "front not verified (`infertune verify`)")
         + (" · trials still running" if summary["trials"].get("RUNNING") else "")
     )
-    _study_note(name, extras["notes"]["study"])
+    _study_note(name, notes["study"])
 
-    chosen, front_only, states = _filters(plot["points"], views["trials"])
-    shown = filter_points(plot["points"], chosen, front_only)
+    filters = _filters(summary, plot, knob_choices(storage, name, version))
+    shown = _shown(plot, filters)
     st.subheader("Pareto front")
     if plot["y"] is None or not plot["points"]:
         st.info("No completed trials to plot yet.")
     else:
-        _front(name, plot, shown, extras)
+        _front(name, plot, shown, runs)
 
-    serving = views.get("serving")
+    serving = serving_view(storage, name, version)
     if serving and serving["curves"]:
         st.subheader("Under load: rate vs p99")
         st.plotly_chart(serving_figure(serving), key="serving")
@@ -83,31 +144,35 @@ def study_page() -> None:
         )
 
     st.subheader("All trials")
-    _trials_table(name, views["trials"], plot, chosen, front_only, states, extras)
+    _trials_table(name, version, summary, filters, runs, notes["trials"])
 
-    if len(shown) > 1:
-        st.subheader("Knobs against objectives")
-        st.caption("Parallel coordinates: one line per trial shown (drag along an axis to filter).")
-        st.plotly_chart(parallel_figure(plot, shown), key="parallel")
-        key = st.selectbox(
-            "Slice plots of",
-            list(plot["objectives"]),
-            format_func=lambda k: AXIS_TITLES.get(k, k),
-        )
-        st.plotly_chart(slice_figure(shown, key), key="slices")
+    # The sections below read or compute more than the rest of the page together at
+    # thousands of trials: each is drawn only while its toggle is on.
+    st.subheader("Knobs against objectives")
+    if len(shown) > 1 and st.toggle("Show parallel coordinates and slices", key="show-knobs"):
+        _knob_plots(plot, shown)
+    elif len(shown) <= 1:
+        st.caption("Needs at least two completed trials (among those the filters keep).")
 
     st.subheader("Optimisation history")
-    hist = views["history"]
-    for figure_name, series in hist["series"].items():
-        if series["trial"]:
-            chart = history_figure(series, figure_name, hist["objectives"][figure_name])
-            st.plotly_chart(chart, key=f"history-{figure_name}")
+    if st.toggle("Show the history", key="show-history"):
+        hist = history_view(storage, name, version)
+        for figure_name, series in hist["series"].items():
+            if series["trial"]:
+                chart = history_figure(series, figure_name, hist["objectives"][figure_name])
+                st.plotly_chart(chart, key=f"history-{figure_name}")
 
     st.subheader("Knob importance")
-    _importance(name, summary["trials"]["COMPLETE"])
+    if st.toggle(
+        "Show the knob importance",
+        key="show-importance",
+        help="fANOVA over the completed trials: computed once per number of completed trials.",
+    ):
+        _importance(importance_view(storage, name, version))
 
     st.subheader("Compare studies")
-    _compare(name, plot, extras["related"])
+    if st.toggle("Compare with other studies", key="show-compare"):
+        _compare(name, plot)
 
 
 def _study_note(name: str, note: dict[str, Any] | None) -> None:
@@ -121,27 +186,52 @@ def _study_note(name: str, note: dict[str, Any] | None) -> None:
 
 
 def _filters(
-    points: list[dict[str, Any]], trials: list[dict[str, Any]]
-) -> tuple[dict[str, list[str]], bool, list[str]]:
-    """The filter widgets: trial states, each varied knob's values, the front only."""
-    knobs = sorted({k for p in points for k in (p["config"] or {})})
-    values = {
-        k: sorted({str((p["config"] or {}).get(k, "default")) for p in points}) for k in knobs
-    }
-    all_states = sorted({str(t["state"]) for t in trials})
+    summary: dict[str, Any], plot: dict[str, Any], choices: dict[str, list[str]]
+) -> _Filters:
+    """The filter widgets: trial states, the front only, each varied knob's values.
+
+    States come from the study's counts and runtimes and precisions from the database
+    (every trial's, running and failed ones too); the other knobs' values from the
+    completed trials.
+    """
+    all_states = [state for state, count in summary["trials"].items() if count]
+    values = dict(plot["knob_values"])
+    for knob in _TABLE_KNOBS:
+        if len(choices.get(knob) or []) > 1:
+            values[knob] = list(choices[knob])
+    varied = sorted(values)
     with st.expander("Filter trials"):
         front_only = st.checkbox("Front only", key="filter-front")
         states = st.multiselect("State", all_states, default=all_states, key="filter-state")
         chosen = {}
-        columns = st.columns(max(1, len([k for k in knobs if len(values[k]) > 1])))
-        for column, knob in zip(columns, [k for k in knobs if len(values[k]) > 1], strict=False):
-            picked = column.multiselect(knob, values[knob], default=values[knob], key=f"f-{knob}")
-            chosen[knob] = picked
-    return chosen, front_only, states
+        for column, knob in zip(st.columns(max(1, len(varied))), varied, strict=False):
+            chosen[knob] = column.multiselect(
+                knob, values[knob], default=values[knob], key=f"f-{knob}"
+            )
+        narrowed = {k: tuple(v) for k, v in chosen.items() if set(v) != set(values[k])}
+        if any(k not in _TABLE_KNOBS for k in narrowed):
+            st.caption(
+                "The trials table filters by state, front, runtime and precision; "
+                "the other knobs filter the plots."
+            )
+    return _Filters(
+        front_only=front_only,
+        states=None if set(states) == set(all_states) else tuple(states),
+        knobs=narrowed,
+    )
+
+
+def _shown(plot: dict[str, Any], filters: _Filters) -> list[dict[str, Any]]:
+    """The completed trials the knob and front filters keep (the state filter is the table's)."""
+    points: list[dict[str, Any]] = plot["points"]
+    if not filters.knobs and not filters.front_only:
+        return points
+    return filter_points(points, {k: list(v) for k, v in filters.knobs.items()},
+                         filters.front_only)  # fmt: skip
 
 
 def _front(
-    name: str, plot: dict[str, Any], shown: list[dict[str, Any]], extras: dict[str, Any]
+    name: str, plot: dict[str, Any], shown: list[dict[str, Any]], runs: dict[str, Any]
 ) -> None:
     colour_by = st.radio("Colour by", ["precision", "runtime"], horizontal=True)
     event = st.plotly_chart(
@@ -179,7 +269,6 @@ def _front(
         (p for p in plot["points"] if p["on_front"]),
         key=lambda p: p["figures"].get(plot["x"]) or 0,
     )
-    runs = extras["runs"]
     rows = [
         {
             "trial": p["number"],
@@ -190,8 +279,7 @@ def _front(
             "speed-up (p95)": p["speedup_p95"],
             "verified": p["kept"],
             "tied with": ", ".join(f"#{n}" for n in p["ties_with"]),
-            "MLflow run": mlflow_link(runs["experiment_id"], runs["runs"].get(p["number"]))
-            or runs["runs"].get(p["number"]),
+            "MLflow run": _run(runs, p["number"]),
         }
         for p in front_points
     ]
@@ -209,7 +297,13 @@ def _front(
         | {"interval": p["error"], "mlflow_run_id": runs["runs"].get(p["number"])}
         for p in front_points
     ]
-    _downloads("front", name, pd.DataFrame(rows), exported)
+    table = pd.DataFrame(rows)
+    _downloads(
+        "front",
+        name,
+        table.to_csv(index=False),
+        json.dumps(exported, indent=2, default=str),
+    )
     for p in front_points:
         st.page_link(
             TRIAL_PAGE,
@@ -221,7 +315,12 @@ def _front(
 def _open_clicked(name: str, event: Any) -> None:
     """Open the trial of a clicked point (once per click)."""
     points = (getattr(event, "selection", None) or {}).get("points") or []
-    numbers = [p["customdata"][0] for p in points if p.get("customdata")]
+    # A front point carries ``[number]``; a faint one (thousands, sent packed) the number.
+    numbers = [
+        c[0] if isinstance(c, list) else c
+        for c in (p.get("customdata") for p in points)
+        if c is not None and c != []
+    ]
     if not numbers:
         st.session_state.pop(_CLICKED, None)
         return
@@ -234,41 +333,88 @@ def _open_clicked(name: str, event: Any) -> None:
 
 def _trials_table(
     name: str,
-    trials: list[dict[str, Any]],
-    plot: dict[str, Any],
-    chosen: dict[str, list[str]],
-    front_only: bool,
-    states: list[str],
-    extras: dict[str, Any],
+    version: str,
+    summary: dict[str, Any],
+    filters: _Filters,
+    runs: dict[str, Any],
+    notes: dict[int, Any],
 ) -> None:
-    on_front = {p["number"] for p in plot["points"] if p["on_front"] or p["kept"]}
-    runs, notes = extras["runs"], extras["notes"]["trials"]
-    rows = [
-        t
-        | {
-            "MLflow run": mlflow_link(runs["experiment_id"], runs["runs"].get(t["trial"]))
-            or runs["runs"].get(t["trial"]),
-            "note": (notes.get(t["trial"]) or {}).get("text", ""),
-        }
-        for t in trials
-        if str(t["state"]) in states
-        and (t["trial"] in on_front or not front_only)
-        and all(
-            str(t.get(k) if t.get(k) is not None else "default") in v for k, v in chosen.items()
+    """The trials, a page at a time, filtered and paged in the database."""
+    storage = url()
+    total = sum(summary["trials"].values())
+    query = filters.table_query()
+    if filters.empty():
+        count = 0
+    elif query:
+        count = trials_count(storage, name, version, tuple(sorted(query.items())))
+    else:
+        count = total
+    pages = max(1, math.ceil(count / PAGE_ROWS))
+    # A new filter starts at page 1; a page beyond the last (fewer trials) goes to the last.
+    paged_under = repr(sorted(query.items()))
+    if st.session_state.get(_PAGED_UNDER) != paged_under:
+        st.session_state[_PAGED_UNDER] = paged_under
+        st.session_state[_PAGE] = 1
+    elif int(st.session_state.get(_PAGE) or 1) > pages:
+        st.session_state[_PAGE] = pages
+    left, right = st.columns([3, 1])
+    newest_first = left.toggle("Newest first", key="trials-newest")
+    page = min(pages, int(right.number_input("Page", min_value=1, step=1, key=_PAGE)))
+    ordered = tuple(sorted({**query, "newest_first": newest_first}.items()))
+    found = [] if count == 0 else trials_page(storage, name, version, ordered, page)
+    rows = [_with_links(t, runs, notes) for t in found]
+    if not rows:
+        st.caption("No trial matches the filters." if total else "No trials yet.")
+    else:
+        first = (page - 1) * PAGE_ROWS + 1
+        st.caption(
+            f"Trials {first}-{first + len(rows) - 1} of {count}"
+            + (f" matching the filters ({total} in all)" if count < total else "")
+            + f" · page {page} of {pages}"
         )
-    ]
-    if len(rows) < len(trials):
-        st.caption(f"Showing {len(rows)} of {len(trials)} trials (filtered).")
-    table = pd.DataFrame(rows)
-    if "threads" in table:
-        table["threads"] = table["threads"].map(lambda t: "default" if pd.isna(t) else str(int(t)))
+    table = _table(rows)
     st.dataframe(
         table,
         hide_index=True,
         width="stretch",
         column_config=_number_columns(rows) | {"MLflow run": _run_column(runs)},
     )
-    _downloads("trials", name, table, rows)
+    # The whole filtered list is read only when a download is clicked.
+    study_storage = optuna_storage(storage)
+
+    def every_row() -> list[dict[str, Any]]:
+        study = queries.load(name, study_storage)
+        listed = [] if filters.empty() else queries.trials_table(study, **query)
+        return [_with_links(t, runs, notes) for t in listed]
+
+    _downloads(
+        "trials",
+        name,
+        lambda: _table(every_row()).to_csv(index=False),
+        lambda: json.dumps(every_row(), indent=2, default=str),
+        help=f"All {count} trials the filters keep, read when you click.",
+    )
+
+
+def _with_links(row: dict[str, Any], runs: dict[str, Any], notes: dict[int, Any]) -> dict[str, Any]:
+    """A trials-table row with its MLflow run and its note."""
+    return row | {
+        "MLflow run": _run(runs, row["trial"]),
+        "note": (notes.get(row["trial"]) or {}).get("text", ""),
+    }
+
+
+def _table(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    table = pd.DataFrame(rows)
+    if "threads" in table:
+        table["threads"] = table["threads"].map(lambda t: "default" if pd.isna(t) else str(int(t)))
+    return table
+
+
+def _run(runs: dict[str, Any], number: int) -> str | None:
+    """A trial's MLflow run: a link to the MLflow UI where there is one, else its id."""
+    run_id: str | None = runs["runs"].get(number)
+    return mlflow_link(runs["experiment_id"], run_id) or run_id
 
 
 def _number_columns(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -278,35 +424,63 @@ def _number_columns(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _run_column(runs: dict[str, Any]) -> Any:
-    if any(mlflow_link(runs["experiment_id"], r) for r in runs["runs"].values()):
+    # Links exist for every run or for none (an MLflow server or not): ask about one.
+    one = next((r for r in runs["runs"].values() if r), None)
+    if mlflow_link(runs["experiment_id"], one):
         return st.column_config.LinkColumn("MLflow run", display_text="open in MLflow")
     return st.column_config.TextColumn(
         "MLflow run", help="Browse it with `mlflow ui` on the tracking store."
     )
 
 
-def _downloads(what: str, name: str, table: pd.DataFrame, records: list[dict[str, Any]]) -> None:
+def _downloads(
+    what: str,
+    name: str,
+    csv: str | Callable[[], str],
+    records: str | Callable[[], str],
+    help: str | None = None,
+) -> None:
+    """CSV and JSON download buttons (a callable makes its file only when clicked)."""
     left, right = st.columns(2)
     left.download_button(
         f"Download the {what} (CSV)",
-        table.to_csv(index=False),
+        csv,
         file_name=f"{name}-{what}.csv",
         mime="text/csv",
         key=f"csv-{what}",
+        help=help,
         on_click="ignore",
     )
     right.download_button(
         f"Download the {what} (JSON)",
-        json.dumps(records, indent=2, default=str),
+        records,
         file_name=f"{name}-{what}.json",
         mime="application/json",
         key=f"json-{what}",
+        help=help,
         on_click="ignore",
     )
 
 
-def _importance(name: str, complete: int) -> None:
-    scores = study_knob_importance(url(), name, complete)
+def _knob_plots(plot: dict[str, Any], shown: list[dict[str, Any]]) -> None:
+    """Parallel coordinates and slice plots of the shown trials (a sample beyond a limit)."""
+    drawn = sample_points(shown)
+    if len(drawn) < len(shown):
+        st.caption(
+            f"A fixed sample of {len(drawn)} of the {len(shown)} trials shown (the front "
+            f"always in): beyond {MAX_SAMPLED} lines these plots stop being readable."
+        )
+    st.caption("Parallel coordinates: one line per trial (drag along an axis to filter).")
+    st.plotly_chart(parallel_figure(plot, drawn), key="parallel")
+    key = st.selectbox(
+        "Slice plots of",
+        list(plot["objectives"]),
+        format_func=lambda k: AXIS_TITLES.get(k, k),
+    )
+    st.plotly_chart(slice_figure(drawn, key), key="slices")
+
+
+def _importance(scores: dict[str, dict[str, Any]]) -> None:
     for figure_name, entry in scores.items():
         title = AXIS_TITLES.get(figure_name, figure_name)
         if not entry["scores"]:
@@ -340,12 +514,13 @@ def _importance(name: str, complete: int) -> None:
     )
 
 
-def _compare(name: str, plot: dict[str, Any], related: list[str]) -> None:
-    names = [r["study"] for r in studies_rows(url())]
-    others = [n for n in names if n != name]
+def _compare(name: str, plot: dict[str, Any]) -> None:
+    storage = url()
+    others = [n for n in study_names(storage) if n != name]
     if not others:
         st.caption("No other study to compare with.")
         return
+    related = queries.related_studies(load_study(storage, name), optuna_storage(storage))
     picked = st.multiselect(
         "Compare with",
         others,
@@ -354,7 +529,7 @@ def _compare(name: str, plot: dict[str, Any], related: list[str]) -> None:
     )
     if not picked or plot["y"] is None:
         return
-    plots = {n: study_views(url(), n)["plot"] for n in [name, *picked]}
+    plots = {name: plot} | {n: front_plot(storage, n, study_version(storage, n)) for n in picked}
     alike = {n: p for n, p in plots.items() if p["x"] == plot["x"] and p["y"] == plot["y"]}
     if len(alike) < len(plots):
         skipped = ", ".join(n for n in plots if n not in alike)

@@ -1,4 +1,7 @@
-"""Trial: knobs, figures, latency distribution, MLflow link, and promotion."""
+"""Trial: knobs, figures, latency distribution, MLflow link, and promotion.
+
+Reads the one trial shown (``queries.trial_detail``), never the study's list of trials.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ from common import (
     describe,
     guarded,
     is_baseline_config,
+    load_study,
     measurement,
     mlflow_link,
     number,
@@ -20,32 +24,36 @@ from common import (
     save_note,
     selected_study,
     settings,
-    study_extras,
-    study_views,
+    study_notes,
+    study_version,
+    summary_at,
     trial_view,
     url,
     web_text,
 )
 from infertune.exceptions import InfertuneError
-from infertune.tuning import queries
 
 
-def _selected_trial() -> tuple[str, int] | None:
+def _selected_trial() -> tuple[str, int, str] | None:
+    """The study, trial number (from ``?trial=`` or the number field) and study version."""
     name = selected_study()
     if name is None:
         return None
-    rows = study_views(url(), name)["trials"]
-    if not rows:
+    version = study_version(url(), name)
+    started = sum(summary_at(url(), name, version)["trials"].values())
+    if not started:
         st.info("This study has no trials yet.")
         return None
-    numbers = [r["trial"] for r in rows]
     wanted = st.query_params.get("trial")
-    index = (
-        numbers.index(int(wanted)) if wanted and wanted.isdigit() and int(wanted) in numbers else 0
+    picked = st.number_input(
+        "Trial",
+        min_value=0,
+        value=int(wanted) if wanted and wanted.isdigit() else 0,
+        step=1,
+        help=f"Trials are numbered from 0; this study has {started} (started or finished).",
     )
-    picked = st.selectbox("Trial", numbers, index=index)
-    st.query_params["trial"] = str(picked)
-    return name, int(picked)
+    st.query_params["trial"] = str(int(picked))
+    return name, int(picked), version
 
 
 def trial_page() -> None:
@@ -54,8 +62,8 @@ def trial_page() -> None:
     selected = _selected_trial()
     if selected is None:
         return
-    name, number_ = selected
-    detail = trial_view(url(), name, number_)
+    name, number_, version = selected
+    detail = trial_view(url(), name, number_, version)
     st.subheader(f"Trial {number_}: {describe(detail['config'])}")
     state = detail["state"] + (" · on the front" if detail["on_front"] else "")
     st.caption(state)
@@ -91,36 +99,9 @@ def trial_page() -> None:
             st.markdown(
                 f"MLflow run `{run_id}` — browse it with `mlflow ui --backend-store-uri {tracking}`"
             )
-        record = measurement(run_id)
-        hist = ((record or {}).get("measurement") or {}).get("latency_histogram")
-        if hist:
-            st.markdown("**Latency distribution** (search timing; last bin holds the tail)")
-            edges = hist["edges_ms"]
-            centres = [(a + b) / 2 for a, b in itertools.pairwise(edges)]
-            chart = go.Figure(
-                go.Bar(
-                    x=centres, y=hist["counts"], width=[b - a for a, b in itertools.pairwise(edges)]
-                )
-            )
-            # Labels on opposite sides of their lines: p50 and p95 are often a hair apart.
-            for key, dash, side in (
-                ("latency_p50_ms", "dot", "top left"),
-                ("latency_p95_ms", "dash", "top right"),
-            ):
-                if record and record.get(key):
-                    chart.add_vline(
-                        x=record[key],
-                        line_dash=dash,
-                        annotation_text=f"{key[8:11]} {number(record[key], 3)} ms",
-                        annotation_position=side,
-                    )
-            chart.update_layout(
-                height=280,
-                xaxis_title="ms per call",
-                yaxis_title="calls",
-                margin={"l": 10, "r": 10, "t": 10, "b": 10},
-            )
-            st.plotly_chart(chart, key="latency")
+        # Filled last: the first read of MLflow in a server imports and opens it (a second
+        # or two); the rest of the page is drawn meanwhile.
+        histogram = st.container()
     if detail.get("phases_s"):
         st.markdown("**Where this trial's time went (s)**")
         st.dataframe(
@@ -145,17 +126,52 @@ def trial_page() -> None:
         else:
             with st.spinner("Registering the model (saved, loaded back and checked)…"):
                 try:
-                    study = queries.load(name, url())
+                    study = load_study(url(), name)
                     result = registry().promote(
                         study, number_, model_name, alias, reason, force, actor=actor()
                     )
                     st.success(result.message)
                 except InfertuneError as exc:
                     st.error(web_text(str(exc)))
+    if run_id:
+        with histogram:
+            _latency_histogram(run_id)
+
+
+def _latency_histogram(run_id: str) -> None:
+    """The latency histogram logged with the trial's MLflow run (if it has one)."""
+    record = measurement(run_id)
+    hist = ((record or {}).get("measurement") or {}).get("latency_histogram")
+    if hist:
+        st.markdown("**Latency distribution** (search timing; last bin holds the tail)")
+        edges = hist["edges_ms"]
+        centres = [(a + b) / 2 for a, b in itertools.pairwise(edges)]
+        chart = go.Figure(
+            go.Bar(x=centres, y=hist["counts"], width=[b - a for a, b in itertools.pairwise(edges)])
+        )
+        # Labels on opposite sides of their lines: p50 and p95 are often a hair apart.
+        for key, dash, side in (
+            ("latency_p50_ms", "dot", "top left"),
+            ("latency_p95_ms", "dash", "top right"),
+        ):
+            if record and record.get(key):
+                chart.add_vline(
+                    x=record[key],
+                    line_dash=dash,
+                    annotation_text=f"{key[8:11]} {number(record[key], 3)} ms",
+                    annotation_position=side,
+                )
+        chart.update_layout(
+            height=280,
+            xaxis_title="ms per call",
+            yaxis_title="calls",
+            margin={"l": 10, "r": 10, "t": 10, "b": 10},
+        )
+        st.plotly_chart(chart, key="latency")
 
 
 def _trial_note(name: str, number_: int) -> None:
-    note = study_extras(url(), name)["notes"]["trials"].get(number_)
+    note = study_notes(url(), name)["trials"].get(number_)
     st.markdown("**Note**")
     if note:
         st.info(f"{note['text']} ({note['by']}, {note['at']})")

@@ -70,8 +70,14 @@ def test_study_page_draws_front_trials_history_importance(
     assert app.selectbox[0].value == STUDY
     metrics = {m.label: m.value for m in app.metric}
     assert metrics["on the front"] == str(len(dash_home["front"]["points"]))
-    charts = app.get("plotly_chart")
-    assert len(charts) >= 2  # the front and at least one history chart
+    assert _chart(app, "front")["data"]
+    # The costly sections are drawn only once opened.
+    assert not any("history" in k or "importance" in k for k in _charts(app))
+    for section in ("show-knobs", "show-history", "show-importance", "show-compare"):
+        app.toggle(key=section).set_value(True).run()
+        assert not app.exception, [e.value for e in app.exception]
+    assert _chart(app, "history-latency_p95_ms")["data"]
+    assert _chart(app, "importance-latency_p95_ms")["data"]
     front_table = app.dataframe[0].value
     assert sorted(front_table["trial"]) == sorted(p["number"] for p in dash_home["front"]["points"])
     # Verified: each point's interval and ties; two repeats say their low coverage.
@@ -102,6 +108,7 @@ def _chart(app: AppTest, key: str) -> dict[str, Any]:
 
 def test_study_page_importance_by_knob_name_with_a_reliability_warning(app: AppTest) -> None:
     _open(app, "views/study.py", study=STUDY)
+    app.toggle(key="show-importance").set_value(True).run()
     # 6 trials: too few for fANOVA to be trusted, and the page says so.
     assert "only 6 complete trials; with fewer than 20" in _texts(app)
     spec = _chart(app, "importance-latency_p95_ms")
@@ -121,11 +128,12 @@ def test_study_page_filters_exports_links_and_plots(app: AppTest) -> None:
         "Download the trials (CSV)",
         "Download the trials (JSON)",
     ]
+    app.toggle(key="show-knobs").set_value(True).run()
     assert _chart(app, "parallel")["data"][0]["type"] == "parcoords"
     assert _chart(app, "slices")["data"][0]["type"] == "scatter"
     next(c for c in app.checkbox if c.label == "Front only").check().run()
     assert len(app.dataframe[1].value) == front  # the trials table, front only
-    assert f"Showing {front} of 6 trials (filtered)." in _texts(app)
+    assert f"Trials 1-{front} of {front} matching the filters (6 in all)" in _texts(app)
     runtime = next(m for m in app.multiselect if m.label == "runtime")
     runtime.set_value(["tflite"]).run()
     assert set(app.dataframe[1].value["runtime"]) <= {"tflite"}

@@ -87,6 +87,9 @@ def test_stored_summary_equals_the_one_computed_from_optuna(url: str) -> None:
     on_front = {r["number"] for r in rows if r["on_front"]}
     assert on_front == {p["number"] for p in stored.front["points"]}
     assert queries.trial_detail(study, 5)["figures"] == rows[5]["figures"]
+    runs = queries.trial_runs(study)["runs"]
+    assert runs == {r["number"]: r["mlflow_run_id"] for r in rows if r["mlflow_run_id"]}
+    assert len(runs) == 51  # the completed trials carry one
 
 
 def test_trials_added_by_another_client_are_caught_up_one_by_one(

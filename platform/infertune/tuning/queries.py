@@ -478,7 +478,7 @@ def set_note(
 
 def trial_runs(study: optuna.Study) -> dict[str, Any]:
     """The MLflow experiment of a study and each trial's run id (trials without one left out)."""
-    runs = {r["number"]: r["mlflow_run_id"] for r in summaries.rows(study) if r["mlflow_run_id"]}
+    runs = summaries.run_ids(study)
     return {"experiment_id": StudyView(study).experiment_id, "runs": runs}
 
 

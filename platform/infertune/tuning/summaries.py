@@ -52,6 +52,7 @@ __all__ = [
     "knob_values",
     "on_trial_end",
     "rows",
+    "run_ids",
     "store_importance",
     "stored_importance",
     "sync",
@@ -649,6 +650,22 @@ def knob_values(study: optuna.Study) -> dict[str, list[str]]:
             )
             out[column.name] = sorted(str(v) for (v,) in values)
     return out
+
+
+def run_ids(study: optuna.Study) -> dict[int, str]:
+    """Each trial's MLflow run id (trials without one left out), from two columns only."""
+    engine = _engine(study)
+    if engine is not None:
+        sync(study)
+        query = sa.select(_TRIALS.c.number, _TRIALS.c.mlflow_run_id).where(
+            _TRIALS.c.study == study.study_name, _TRIALS.c.mlflow_run_id.is_not(None)
+        )
+        try:
+            with engine.connect() as conn:
+                return {int(n): str(run) for n, run in conn.execute(query)}
+        except SQLAlchemyError as exc:
+            log.debug("run ids of %s unreadable (%s)", study.study_name, exc)
+    return {r["number"]: r["mlflow_run_id"] for r in rows(study) if r["mlflow_run_id"]}
 
 
 def stored_importance(study: optuna.Study, complete: int) -> dict[str, Any] | None:
