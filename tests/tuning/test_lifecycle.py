@@ -14,6 +14,7 @@ from infertune.measure.engine import Engine, Subject
 from infertune.storage.db import Database
 from infertune.storage.models import StudyRecord
 from infertune.tracking.tracker import Tracker
+from infertune.tuning.distributed import finished_count
 from infertune.tuning.lifecycle import RunEnd, StudyRun, join_study, study_status
 from infertune.tuning.records import StudyView, TrialRecord
 from infertune.tuning.sampling import make_sampler
@@ -82,7 +83,10 @@ def test_owner_then_worker_share_one_lifecycle(
     joined, joined_space = join_study(settings, "life", url, trials=3)
     assert joined_space == space
     outcome = StudyRun(settings, db, engine, joined, cnn, joined_space, url).execute(3, owner=False)
-    assert outcome.trials_run == 1 and not outcome.verified and outcome.budget_met
+    # One counted trial more; a trial that failed under load (CI's busy machine once showed
+    # one) or repeated a configuration does not count, and another is run in its place.
+    assert outcome.trials_run >= 1 and not outcome.verified and outcome.budget_met
+    assert finished_count(joined) == 3
     assert _status(db, "life") == "finished"
 
 
