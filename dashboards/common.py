@@ -428,10 +428,15 @@ def front_figure(plot: dict[str, Any], colour_by: str, y_key: str | None = None)
                 hovertext=[f"baseline tf fp32<br>{axis_title(x_key)} {number(baseline[x_key])}"],
             )
         )
+    return _objective_axes(figure, x_key, y_key, height=480)
+
+
+def _objective_axes(figure: go.Figure, x_key: str, y_key: str, height: int) -> go.Figure:
+    """Titles, size, legend and log latency axes of a plot of one objective against another."""
     figure.update_layout(
         xaxis_title=axis_title(x_key),
         yaxis_title=axis_title(y_key),
-        height=480,
+        height=height,
         margin={"l": 10, "r": 10, "t": 30, "b": 10},
         legend={"orientation": "h", "y": -0.2},
     )
@@ -801,16 +806,7 @@ def compare_figure(plots: dict[str, dict[str, Any]], x_key: str, y_key: str) -> 
                 "<extra></extra>",
             )
         )
-    figure.update_layout(
-        xaxis_title=axis_title(x_key),
-        yaxis_title=axis_title(y_key),
-        height=440,
-        margin={"l": 10, "r": 10, "t": 30, "b": 10},
-        legend={"orientation": "h", "y": -0.2},
-    )
-    log_axis(figure, "x", x_key)
-    log_axis(figure, "y", y_key)
-    return figure
+    return _objective_axes(figure, x_key, y_key, height=440)
 
 
 #: Pages, by their file relative to app.py (for links between them).
