@@ -71,3 +71,21 @@ def test_cli_refuses_a_server_without_rate_or_objective(tmp_path: Path) -> None:
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "exactly one of --qps" in lines[0], proc.stderr
+
+
+@pytest.mark.skipif(not Path("/proc/stat").exists(), reason="needs Linux /proc")
+def test_a_server_run_on_a_busy_machine_is_run_again_then_said_disturbed(
+    engine: Engine, cnn: Subject
+) -> None:
+    burner = subprocess.Popen(
+        [sys.executable, "-c", "import time\nend = time.time() + 60\nwhile time.time() < end: pass"]
+    )
+    try:
+        scenario = ScenarioSpec(name=Scenario.SERVER, target_qps=600.0, min_duration_s=0.3)
+        result = engine.bench(cnn, InferenceConfig.parse(**LITERT), QUICK, scenario=scenario)
+    finally:
+        burner.kill()
+        burner.wait()
+    seen = result.measurement.contention or {}
+    assert seen["disturbed"] and seen["attempts"] == 3  # two runs again, then recorded
+    assert burner.pid in [p["pid"] for p in seen["busiest"]]

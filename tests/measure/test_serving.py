@@ -124,3 +124,18 @@ def test_slo_search_finds_the_rate_where_p99_crosses_the_objective() -> None:
     assert all(r.target_qps <= search.max_qps_at_slo or not meets_slo(r, 15.0) for r in search.runs)
     assert len(calls) <= 6
     assert search.summary()["curve"][0]["target_qps"] == pytest.approx(720.0)
+
+
+def test_slo_search_climbs_past_an_underestimated_ceiling() -> None:
+    predict = fake_model(1.5, 0.0)  # 666 calls/s at most
+
+    def run_at(rate: float) -> ServerResult:
+        return run_server([predict], SAMPLES, ServerSettings(target_qps=rate, min_duration_s=0.5))
+
+    # The estimate says 250/s; the model sustains more than twice that under the objective.
+    search = max_qps_at_slo(run_at, slo_p99_ms=15.0, ceiling_qps=250.0, steps=7)
+    rates = [r.target_qps for r in search.runs]
+    assert rates[:3] == pytest.approx([225.0, 281.25, 351.5625])  # raised while passing
+    assert search.max_qps_at_slo > 400.0
+    assert search.max_qps_at_slo < 666.0
+    assert any(not meets_slo(r, 15.0) for r in search.runs)  # it went on until one failed

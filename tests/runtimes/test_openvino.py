@@ -75,8 +75,15 @@ def test_each_batch_shape_runs_static_and_agrees_with_one_big_batch(
     whole = runner.predict(x)
     parts = np.concatenate([runner.predict(x[:1]), runner.predict(x[1:5]), runner.predict(x[5:])])
     np.testing.assert_allclose(parts, whole, rtol=1e-4, atol=1e-5)
-    # Compiled models are kept for the last two shapes only.
-    assert len(runner._compiled) == 2
+    # Every shape stays compiled: a dynamic batcher's mix of sizes must not recompile.
+    assert [shape[0][0] for shape in runner._compiled] == [7, 1, 4, 2]
+    compiled = dict(runner._compiled)
+    runner.predict(x[:1])
+    assert runner._compiled[((1, *x.shape[1:]),)] is compiled[((1, *x.shape[1:]),)]
+    # Up to a bound: the least recently used beyond the last eight go.
+    for size in range(1, 11):
+        runner.predict(np.repeat(x[:1], size, axis=0))
+    assert [shape[0][0] for shape in runner._compiled] == list(range(3, 11))
 
 
 def test_a_two_output_model_is_refused_with_one_line(tmp_path: Path) -> None:

@@ -12,13 +12,14 @@ import os
 import resource
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from infertune.exceptions import InputError, MeasurementError
-from infertune.measure.contention import ContentionProbe
+from infertune.measure.contention import Contention, ContentionProbe
 from infertune.measure.early_stopping import min_queries, percentile_upper_bound
 from infertune.measure.hostlock import host_work_lock
 from infertune.measure.serving import (
@@ -31,7 +32,7 @@ from infertune.measure.serving import (
     take,
 )
 from infertune.measure.stats import histogram, summarize
-from infertune.measure.window import MeasurementWindow
+from infertune.measure.window import DISTURBED_RETRIES, MeasurementWindow
 from infertune.models.data import read_inputs
 from infertune.runtimes import Runner, get_backend
 from infertune.workers.protocol import (
@@ -49,6 +50,7 @@ from infertune.workers.tfsetup import worker_threads
 #: One call's inputs: one array per model input, in the model's input order.
 Batch = list[np.ndarray]
 Predict = Callable[[Batch], np.ndarray]
+R = TypeVar("R")
 
 # The one loaded runner of this worker: a worker keeps a single model in memory, so the
 # peak memory it reports belongs to that model alone.
@@ -199,6 +201,42 @@ def pin_cores(cores_used: int | None) -> list[int] | None:
 _ALLOWED_CORES: list[int] = []
 
 
+@dataclass(frozen=True)
+class Seen:
+    """What the contention probe saw around a timed run, and how many tries it took."""
+
+    contention: Contention
+    attempts: int
+
+    @property
+    def record(self) -> dict[str, Any]:
+        """The documented record (:meth:`Contention.to_json` with ``attempts``)."""
+        return self.contention.to_json() | {"attempts": self.attempts}
+
+
+def quiet_run(ctx: WorkerContext, run: Callable[[], R], retries: int) -> tuple[R, Seen | None]:
+    """Run a timed ``run`` inside a contention probe; again while the machine was busy.
+
+    A run during which other processes used the cores (or the hypervisor stole them) is
+    repeated after a short, growing pause, at most ``retries`` times; the last run is kept.
+
+    Returns:
+        The last run's result, and what the probe saw then (``None`` where it cannot read).
+    """
+    attempts = 0
+    while True:
+        attempts += 1
+        probe = ContentionProbe()
+        probe.start()
+        result = run()
+        contention = probe.stop()
+        if contention is None or not contention.disturbed or attempts > retries:
+            return result, None if contention is None else Seen(contention, attempts)
+        # Someone else used the cores: wait a little (growing), then time it again.
+        ctx.progress(f"the machine was busy ({contention.reason}); timing again", attempts)
+        time.sleep(0.5 * attempts)
+
+
 def latency_op(ctx: WorkerContext, request: LatencyRequest) -> Timing:
     """Worker operation ``measure.latency``: time one variant at one batch size."""
     runner = get_runner(request.artifact, request.runtime)
@@ -210,23 +248,14 @@ def latency_op(ctx: WorkerContext, request: LatencyRequest) -> Timing:
     # Peak memory of serving: the loaded model and runtime plus the timed calls, not
     # whatever this worker did before (e.g. predicting the whole evaluation set).
     _reset_peak_rss()
-    attempts = 0
-    while True:
-        attempts += 1
-        probe = ContentionProbe()
-        probe.start()
-        try:
-            latencies, wall_s = time_calls(runner.predict, batches, window)
-        except Exception as exc:
-            raise MeasurementError(f"Running the variant failed: {one_line(exc)}") from exc
-        seen = probe.stop()
-        if seen is None or not seen.disturbed or attempts > window.disturbed_retries:
-            break
-        # Someone else used the cores: wait a little (growing), then time it again.
-        ctx.progress(f"the machine was busy ({seen.reason}); timing again", attempts)
-        time.sleep(0.5 * attempts)
+    try:
+        (latencies, wall_s), seen = quiet_run(
+            ctx, lambda: time_calls(runner.predict, batches, window), window.disturbed_retries
+        )
+    except Exception as exc:
+        raise MeasurementError(f"Running the variant failed: {one_line(exc)}") from exc
     summary = summarize(latencies, batch_size=request.batch_size, wall_s=wall_s, window=window)
-    contention = None if seen is None else seen.to_json() | {"attempts": attempts}
+    contention = None if seen is None else seen.record
     return Timing(
         **summary,
         peak_memory_mb=round(_peak_rss_mb(), 1),
@@ -311,6 +340,15 @@ def serve_op(ctx: WorkerContext, request: ServeRequest) -> Timing:
                     break
                 size = _pow2_at_most(size * 2, request.batch_size)
         predicts = [runner.predict for runner in runners]
+        seen: list[Seen] = []
+
+        def probed(run: Callable[[], R]) -> R:
+            # Each run inside the contention probe; a disturbed one is run again.
+            result, contention = quiet_run(ctx, run, DISTURBED_RETRIES)
+            if contention is not None:
+                seen.append(contention)
+            return result
+
         serving: dict[str, Any] = {
             "instances": request.instances,
             "threads_per_instance": request.threads,
@@ -319,8 +357,10 @@ def serve_op(ctx: WorkerContext, request: ServeRequest) -> Timing:
         }
         extra: dict[str, Any] = {}
         if request.scenario == "offline":
-            offline = run_offline(
-                predicts, inputs, request.batch_size, request.min_duration_s, batch_of=pad
+            offline = probed(
+                lambda: run_offline(
+                    predicts, inputs, request.batch_size, request.min_duration_s, batch_of=pad
+                )
             )
             serving |= offline.summary()
             figures = _serving_timing(
@@ -333,11 +373,11 @@ def serve_op(ctx: WorkerContext, request: ServeRequest) -> Timing:
 
             def run_at(rate: float) -> ServerResult:
                 settings = ServerSettings(rate, policy, request.min_duration_s, seed=request.seed)
-                return run_server(predicts, inputs, settings, batch_of=pad)
+                return probed(lambda: run_server(predicts, inputs, settings, batch_of=pad))
 
             if request.slo_p99_ms is not None:
-                ceiling = run_offline(
-                    predicts, inputs, request.batch_size, 0.5, batch_of=pad
+                ceiling = probed(
+                    lambda: run_offline(predicts, inputs, request.batch_size, 0.5, batch_of=pad)
                 ).throughput_sps
                 # Rates under the floor would take over 30 s for a p99's 662 queries.
                 floor = min_queries(0.99) / 30.0
@@ -373,6 +413,8 @@ def serve_op(ctx: WorkerContext, request: ServeRequest) -> Timing:
             extra |= {"target_qps": result.target_qps, "achieved_qps": result.achieved_qps}
     except Exception as exc:
         raise MeasurementError(f"Serving the variant failed: {one_line(exc)}") from exc
+    # A run that stayed disturbed taints the whole result (a rate search's answer included).
+    shown = next((s for s in seen if s.contention.disturbed), seen[-1] if seen else None)
     return Timing(
         **figures,
         timed_calls=timed_calls,
@@ -382,6 +424,7 @@ def serve_op(ctx: WorkerContext, request: ServeRequest) -> Timing:
         runtime_settings=runners[0].effective_settings()
         | {"instances": request.instances, "pinned_cores": pinned},
         worker_pid=os.getpid(),
+        contention=None if shown is None else shown.record,
         scenario=request.scenario,
         serving=serving,
         **extra,

@@ -29,7 +29,6 @@ import math
 import sys
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -122,8 +121,8 @@ class ServerResult:
     latency_p95_ms: float
     latency_p99_ms: float
     mean_batch_size: float
-    issue_delay_p99_ms: float
-    """How late the load generator issued requests (counted in latency anyway)."""
+    wake_delay_p99_ms: float
+    """How late an idle batcher took the request it waited for (counted in latency anyway)."""
     valid: bool
     invalid_reason: str | None
     latencies_ms: np.ndarray = field(repr=False)
@@ -140,7 +139,7 @@ class ServerResult:
             "latency_p95_ms": round(self.latency_p95_ms, 4),
             "latency_p99_ms": round(self.latency_p99_ms, 4),
             "mean_batch_size": round(self.mean_batch_size, 3),
-            "issue_delay_p99_ms": round(self.issue_delay_p99_ms, 4),
+            "wake_delay_p99_ms": round(self.wake_delay_p99_ms, 4),
             "valid": self.valid,
             "invalid_reason": self.invalid_reason,
         }
@@ -186,42 +185,53 @@ def poisson_arrivals(rate: float, count: int, seed: int) -> np.ndarray:
     return arrivals
 
 
-class _Queue:
-    """Requests waiting for an instance: (request index, scheduled arrival), oldest first."""
+class _Arrivals:
+    """The arrival schedule as the server's queue: request ``i`` is queued from ``scheduled[i]``.
 
-    def __init__(self) -> None:
-        self.items: deque[tuple[int, float]] = deque()
-        self.cond = threading.Condition()
-        self.closed = False
+    The schedule is fixed before the run, so no generator thread has to put requests in a
+    queue: a free instance looks at the clock and takes the requests that have arrived. One
+    free instance at a time waits for arrivals (the leader, holding the lock); the others wait
+    for the lock, so the next free one leads as soon as a batch leaves. That is a Triton-style
+    dynamic batcher with a shared queue, minus a thread that would compete with the model
+    instances for the GIL and the cores on every request (on a small machine that thread
+    measured the harness, not the model).
+    """
 
-    def put(self, index: int, arrival: float) -> None:
-        with self.cond:
-            self.items.append((index, arrival))
-            self.cond.notify()
+    def __init__(self, scheduled: np.ndarray, policy: BatchPolicy, clock: Callable[[], float]):
+        self.scheduled = scheduled
+        self.policy = policy
+        self.clock = clock
+        self.next = 0
+        self.stopped = False
+        self.lock = threading.Lock()
+        #: How late the waiting leader saw each request it was waiting for (harness lag).
+        self.wake_delays: list[float] = []
 
-    def close(self) -> None:
-        with self.cond:
-            self.closed = True
-            self.cond.notify_all()
+    def stop(self) -> None:
+        self.stopped = True
 
-    def take(self, policy: BatchPolicy, clock: Callable[[], float]) -> list[tuple[int, float]]:
-        """The next batch for a free instance; empty when closed and drained."""
-        delay = policy.max_queue_delay_ms / 1000.0
-        with self.cond:
-            while not self.items:
-                if self.closed:
-                    return []
-                self.cond.wait()
-            if delay > 0:
-                # Wait for more requests, at most until the oldest has waited `delay`.
-                deadline = self.items[0][1] + delay
-                while len(self.items) < policy.max_batch_size and not self.closed:
-                    left = deadline - clock()
-                    if left <= 0:
-                        break
-                    self.cond.wait(left)
-            count = min(policy.max_batch_size, len(self.items))
-            return [self.items.popleft() for _ in range(count)]
+    def take(self) -> range:
+        """The next batch for a free instance (request indices); empty when all are taken."""
+        scheduled, policy, clock = self.scheduled, self.policy, self.clock
+        count = len(scheduled)
+        with self.lock:
+            first = self.next
+            if first >= count or self.stopped:
+                return range(0)
+            oldest = float(scheduled[first])
+            if clock() < oldest:
+                _sleep_until(oldest, clock)  # idle: wait for the next arrival
+                self.wake_delays.append(clock() - oldest)
+            last = min(first + policy.max_batch_size, count) - 1
+            if policy.max_queue_delay_ms > 0 and last > first:
+                # Wait for more requests: until the batch is full or the oldest has waited
+                # the delay, whichever comes first (both times are known in advance).
+                full_at = float(scheduled[last])
+                _sleep_until(min(full_at, oldest + policy.max_queue_delay_ms / 1000.0), clock)
+            arrived = int(np.searchsorted(scheduled, clock(), side="right"))
+            end = max(first + 1, min(arrived, last + 1))
+            self.next = end
+            return range(first, end)
 
 
 def sample_count(samples: Samples) -> int:
@@ -237,16 +247,16 @@ def take(samples: Samples, indices: np.ndarray) -> Any:
 
 
 def _sleep_until(deadline: float, clock: Callable[[], float]) -> None:
-    """Sleep, then yield until the deadline: ``time.sleep`` overshoots by ~0.1 ms.
+    """Sleep until the deadline, never spinning.
 
-    The last fraction of a millisecond is spent in ``time.sleep(0)``, which gives up the
-    GIL each time: a busy loop would hold it and delay the instances' threads.
+    ``time.sleep`` wakes some 0.05-0.1 ms late; that lag is counted in the requests'
+    latency, as a real server's wake-up is. Spinning to wake on time would take a core (and
+    the GIL) from the model instances, which on a small machine costs far more.
     """
-    while True:
+    left = deadline - clock()
+    while left > 0:
+        time.sleep(left)
         left = deadline - clock()
-        if left <= 0:
-            return
-        time.sleep(left - 0.0002 if left > 0.0003 else 0)
 
 
 #: The interpreter's thread switch interval during a run. At Python's default (5 ms) a
@@ -287,53 +297,43 @@ def run_server(
     arrivals = poisson_arrivals(settings.target_qps, count, settings.seed)
     picks = np.random.default_rng(settings.seed + 1).integers(0, sample_count(samples), size=count)
     done = np.full(count, np.nan)
-    issued = np.zeros(count)
     batch_sizes: list[int] = []
     errors: list[BaseException] = []
-    queue = _Queue()
     clock = time.perf_counter
-    start = clock() + 0.05  # let the instance threads reach their first wait
+    start = clock() + 0.02  # let the instance threads start
     scheduled = start + arrivals
+    queue = _Arrivals(scheduled, settings.batching, clock)
 
     def serve(predict: Predict) -> None:
         while True:
-            batch = queue.take(settings.batching, clock)
+            batch = queue.take()
             if not batch:
                 return
-            indices = [index for index, _ in batch]
-            stacked = take(samples, picks[indices])
+            stacked = take(samples, picks[batch.start : batch.stop])
             try:
                 predict(batch_of(stacked) if batch_of else stacked)
             except BaseException as exc:
                 errors.append(exc)
-                queue.close()
+                queue.stop()
                 return
-            finished = clock()
-            done[indices] = finished
+            done[batch.start : batch.stop] = clock()
             batch_sizes.append(len(batch))
 
     threads = [threading.Thread(target=serve, args=(p,), daemon=True) for p in instances]
     with _quick_switching():
         for thread in threads:
             thread.start()
-        for index in range(count):
-            if queue.closed:
-                break
-            _sleep_until(scheduled[index], clock)
-            issued[index] = clock()
-            queue.put(index, scheduled[index])
-        queue.close()
         for thread in threads:
             thread.join()
     if errors:
         raise errors[0]
-    return _server_result(settings, scheduled, issued, done, batch_sizes)
+    return _server_result(settings, scheduled, queue.wake_delays, done, batch_sizes)
 
 
 def _server_result(
     settings: ServerSettings,
     scheduled: np.ndarray,
-    issued: np.ndarray,
+    wake_delays: list[float],
     done: np.ndarray,
     batch_sizes: list[int],
 ) -> ServerResult:
@@ -366,7 +366,7 @@ def _server_result(
         latency_p95_ms=p95,
         latency_p99_ms=p99,
         mean_batch_size=float(np.mean(batch_sizes)) if batch_sizes else 0.0,
-        issue_delay_p99_ms=float(np.percentile((issued - scheduled) * 1000.0, 99)),
+        wake_delay_p99_ms=float(np.percentile(wake_delays, 99)) * 1000.0 if wake_delays else 0.0,
         valid=reason is None,
         invalid_reason=reason,
         latencies_ms=latencies,
@@ -388,14 +388,17 @@ def run_offline(
     """
     if not instances:
         raise ValueError("at least one model instance is needed")
-    # Size the run from a short calibration, so it lasts about min_duration_s.
+    # Size the run from a short calibration, so it lasts about min_duration_s. The fastest
+    # of a few calls: one slow call (a busy moment) would make the run too short to count.
     total = sample_count(samples)
     probe = take(samples, np.arange(batch_size) % total)
     first = batch_of(probe) if batch_of else probe
     instances[0](first)
-    t0 = time.perf_counter()
-    instances[0](first)
-    per_batch = max(time.perf_counter() - t0, 1e-6)
+    per_batch = math.inf
+    for _ in range(5):
+        t0 = time.perf_counter()
+        instances[0](first)
+        per_batch = min(per_batch, max(time.perf_counter() - t0, 1e-6))
     batches_needed = math.ceil(min_duration_s * len(instances) / per_batch * 1.2)
     total_batches = max(batches_needed, math.ceil(min_samples / batch_size))
     pool = [
@@ -502,22 +505,29 @@ def max_qps_at_slo(
     steps: int = 7,
     precision: float = 0.03,
     floor_qps: float = 0.0,
+    growth: float = 1.25,
 ) -> SloSearch:
-    """The highest rate whose p99 meets ``slo_p99_ms``: a bounded bisection over the rate.
+    """The highest rate whose p99 meets ``slo_p99_ms``: a bounded search over the rate.
+
+    Starts just under ``ceiling_qps``, an estimate of the most the system can take (its
+    offline throughput). Until a rate fails, each passing rate is raised by ``growth``: a
+    short offline run can underestimate what the instances sustain under load, and the
+    estimate must not cap the answer. Once a rate has failed, the bracket is bisected.
 
     Args:
         run_at: Runs the server scenario at a rate.
         slo_p99_ms: The latency objective.
-        ceiling_qps: A rate the system cannot exceed (e.g. its offline throughput); the
-            search starts just under it.
+        ceiling_qps: The estimate of the highest sustainable rate; the search starts at
+            90% of it.
         steps: Most runs after the first.
         precision: Stop when the bracket is this narrow, relative to the rate.
         floor_qps: The lowest rate tried (a run lasts at least 662 queries, so low rates
             are slow to time); if it fails too, no rate met the objective.
+        growth: Factor by which a passing rate is raised while no rate has failed.
     """
     runs: list[ServerResult] = []
     best: ServerResult | None = None
-    low, high = 0.0, ceiling_qps
+    low, high = 0.0, math.inf  # highest passing rate, lowest failing rate
     rate = ceiling_qps * 0.9
     for _ in range(steps + 1):
         result = run_at(rate)
@@ -527,6 +537,9 @@ def max_qps_at_slo(
             low = rate
         else:
             high = rate
+        if math.isinf(high):
+            rate = low * growth
+            continue
         if high - low <= precision * high or (low == 0 and rate <= floor_qps):
             break
         rate = (low + high) / 2 if low > 0 else max(high / 2, floor_qps)

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+#: Times a timing that the rest of the machine disturbed is run again before it is recorded
+#: as disturbed (single-stream windows and each serving run alike).
+DISTURBED_RETRIES = 2
+
 
 class MeasurementWindow(BaseModel):
     """Warm-up and the minimums a timing run must reach (after MLPerf LoadGen).
@@ -23,7 +27,7 @@ class MeasurementWindow(BaseModel):
         default=60.0, gt=0.0, description="Stop (and mark invalid) past this timed duration."
     )
     disturbed_retries: int = Field(
-        default=2,
+        default=DISTURBED_RETRIES,
         ge=0,
         le=5,
         description="Re-time a window the rest of the machine disturbed this many times (with "

@@ -31,8 +31,11 @@ _INFERENCE_PRECISION = {
     "bf16": ("bf16", "BF16"),
     "int8": ("f32", "FP32"),
 }
-#: Compiled shapes kept at once (the timed batch size and a last, smaller chunk).
-_COMPILED_SHAPES = 2
+#: Compiled shapes kept at once: every shape a dynamic batcher pads to (the powers of two up
+#: to 64) and a last, smaller chunk. With fewer, a batcher's mix of sizes recompiled the model
+#: on most calls (tens of milliseconds each): a server run at batch 8 met its p99 objective
+#: at 44 queries/s instead of some 3,000.
+_COMPILED_SHAPES = 8
 
 
 class UnsupportedModel(ValueError):
@@ -48,7 +51,7 @@ class OpenVINORunner:
     """An OpenVINO model compiled for the CPU with the latency hint, one batch shape at a time.
 
     The IR has a dynamic batch axis; each batch shape is compiled static on first use (static
-    shapes run faster), and the last two compiled shapes are kept. A batch of a model with
+    shapes run faster), and the last eight compiled shapes are kept. A batch of a model with
     several inputs is one array per input, in the IR's input order (the model's).
 
     Args:
