@@ -147,14 +147,28 @@ def study_page() -> None:
     _trials_table(name, version, summary, filters, runs, notes["trials"])
 
     # The sections below read or compute more than the rest of the page together at
-    # thousands of trials: each is drawn only while its toggle is on.
+    # thousands of trials: each is drawn only while its toggle is on, and each is a fragment,
+    # so switching it reruns that section alone, not the whole page.
     st.subheader("Knobs against objectives")
-    if len(shown) > 1 and st.toggle("Show parallel coordinates and slices", key="show-knobs"):
-        _knob_plots(plot, shown)
-    elif len(shown) <= 1:
-        st.caption("Needs at least two completed trials (among those the filters keep).")
-
+    _knobs_section(plot, shown)
     st.subheader("Optimisation history")
+    _history_section(storage, name, version)
+    st.subheader("Knob importance")
+    _importance_section(storage, name, version)
+    st.subheader("Compare studies")
+    _compare_section(name, plot)
+
+
+@st.fragment
+def _knobs_section(plot: dict[str, Any], shown: list[dict[str, Any]]) -> None:
+    if len(shown) <= 1:
+        st.caption("Needs at least two completed trials (among those the filters keep).")
+    elif st.toggle("Show parallel coordinates and slices", key="show-knobs"):
+        _knob_plots(plot, shown)
+
+
+@st.fragment
+def _history_section(storage: str, name: str, version: str) -> None:
     if st.toggle("Show the history", key="show-history"):
         hist = history_view(storage, name, version)
         for figure_name, series in hist["series"].items():
@@ -162,7 +176,9 @@ def study_page() -> None:
                 chart = history_figure(series, figure_name, hist["objectives"][figure_name])
                 st.plotly_chart(chart, key=f"history-{figure_name}")
 
-    st.subheader("Knob importance")
+
+@st.fragment
+def _importance_section(storage: str, name: str, version: str) -> None:
     if st.toggle(
         "Show the knob importance",
         key="show-importance",
@@ -170,7 +186,9 @@ def study_page() -> None:
     ):
         _importance(importance_view(storage, name, version))
 
-    st.subheader("Compare studies")
+
+@st.fragment
+def _compare_section(name: str, plot: dict[str, Any]) -> None:
     if st.toggle("Compare with other studies", key="show-compare"):
         _compare(name, plot)
 
