@@ -80,7 +80,9 @@ PAGE_TIMEOUT_S = 300
 #: drawn and idle; false until then.
 DRAWN_JS = """
 ([selectors, anyOf, texts, sinceClick]) => {
-  if (sinceClick && !window.__rerun) return false;  // the click's rerun has not begun
+  // The click's rerun has not begun. A cached section can rerun between two frames, the
+  // script state never seen "running": then the charts it added tell that it ran.
+  if (sinceClick && !window.__rerun && window.__charts() === window.__chartsBefore) return false;
   const app = document.querySelector('[data-testid="stApp"]');
   if (!app || app.getAttribute('data-test-script-state') !== 'notRunning') return false;
   if (app.getAttribute('data-test-connection-state') !== 'CONNECTED') return false;
@@ -97,6 +99,14 @@ DRAWN_JS = """
     // Charts in a closed expander or another tab are not drawn until shown.
     if (chart.offsetParent !== null && !chart.querySelector('.main-svg')) return false;
   }
+  for (const chart of document.querySelectorAll('[data-testid="stVegaLiteChart"]')) {
+    // Vega draws on a canvas past 2,000 marks, as SVG below.
+    if (chart.offsetParent === null) continue;
+    const canvas = chart.querySelector('canvas.marks');
+    if (!(canvas && canvas.width > 0) && !chart.querySelector('svg.marks .mark-symbol path')) {
+      return false;
+    }
+  }
   return done();
 }
 """
@@ -108,6 +118,9 @@ ARM_JS = """
   if (window.__watch) window.__watch.disconnect();
   window.__watch = new MutationObserver(() => { window.__rerun = true; });
   window.__watch.observe(app, {attributes: true, attributeFilter: ['data-test-script-state']});
+  window.__charts = () => document.querySelectorAll(
+    '[data-testid="stPlotlyChart"], [data-testid="stVegaLiteChart"]').length;
+  window.__chartsBefore = window.__charts();
   window.__clickAt = performance.now();
 }
 """
@@ -123,6 +136,8 @@ ERRORS_JS = """
   )).map(e => e.innerText.split('\\n')[0].slice(0, 200))
 """
 TABLES = ['[data-testid="stDataFrame"]', '[data-testid="stTable"]']
+#: The Study page's front chart, drawn (Vega-Lite: a canvas at thousands of points).
+FRONT_CHART = '[data-testid="stVegaLiteChart"] .marks'
 
 
 # -- databases -----------------------------------------------------------------------------
@@ -317,7 +332,7 @@ def page_timings(
         "Studies": ("/", {"selectors": ["h1"], "any_of": TABLES, "texts": ["Studies"]}),
         "Study": (
             f"/study?study={study}",
-            {"selectors": ["h1", ".js-plotly-plot"], "any_of": TABLES},
+            {"selectors": ["h1", FRONT_CHART], "any_of": TABLES},
         ),
     }
     if trial is not None:

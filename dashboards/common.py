@@ -111,9 +111,13 @@ def summary_at(storage: str, name: str, version: str) -> dict[str, Any]:
     return study_summary(storage, name)
 
 
-@st.cache_data(max_entries=KEPT_VERSIONS, show_spinner="Reading the completed trials…")
+@st.cache_resource(max_entries=KEPT_VERSIONS, show_spinner="Reading the completed trials…")
 def front_plot(storage: str, name: str, version: str) -> dict[str, Any]:
-    """Every completed trial placed for the front plot, and each varied knob's values."""
+    """Every completed trial placed for the front plot, and each varied knob's values.
+
+    Shared, not copied: at 10,000 trials a copy (``st.cache_data`` unpickles one on every
+    rerun) took 0.1-0.2 s. Read it only; build new lists and dicts for what a page changes.
+    """
     plot = queries.front_plot_data(load_study(storage, name))
     plot["knob_values"] = knob_values(plot["points"])
     return plot
@@ -292,10 +296,9 @@ def describe(config: dict[str, Any] | None) -> str:
     return " ".join(parts)
 
 
-#: Above this many points a trace is drawn with WebGL (SVG slows down past a thousand or
-#: so), and the front plot's plain trials are drawn small and faint with a short hover, so
-#: the front and the colour groups stay visible among thousands of points and the page
-#: sends little more than their coordinates.
+#: Above this many points the front chart's plain trials are drawn small and faint with a
+#: short hover, so the front and the colour groups stay visible among thousands of points
+#: and the page sends little more than their coordinates; other plots draw with WebGL.
 MANY_POINTS = 1000
 #: At most this many trials in the parallel-coordinate and slice plots: the front and a
 #: fixed sample of the others beyond it.
@@ -315,120 +318,6 @@ def is_baseline_config(config: dict[str, Any] | None) -> bool:
         return InferenceConfig.parse(**config) == InferenceConfig()
     except (InfertuneError, ValueError, TypeError):
         return False
-
-
-def front_figure(plot: dict[str, Any], colour_by: str, y_key: str | None = None) -> go.Figure:
-    """The Pareto front: all completed trials, front and verified points set apart.
-
-    Plain trials are drawn first, so the front lies on top of them; with more than
-    :data:`MANY_POINTS` trials they shrink and fade. A trial that ran the baseline's
-    settings is ringed in the baseline's colour.
-    """
-    x_key, y_key = plot["x"], y_key or plot["y"]
-    figure = go.Figure()
-    many = len(plot["points"]) > MANY_POINTS
-    groups = sorted({str(p.get(colour_by)) for p in plot["points"]})
-    for index, group in enumerate(groups):
-        colour = COLOURS[index % len(COLOURS)]
-        members = [p for p in plot["points"] if str(p.get(colour_by)) == group]
-        dropped = [p for p in members if p["verified"] and not p["kept"]]
-        for role, symbol, size, chosen in (
-            (
-                "other trials",
-                "circle",
-                4 if many else 8,
-                [p for p in members if not p["on_front"] and not p["verified"]],
-            ),
-            ("dropped by verification", "circle-open", 10, dropped),
-            ("front", "diamond", 12, [p for p in members if p["on_front"] and not p["kept"]]),
-            ("front, verified", "star", 16, [p for p in members if p["kept"]]),
-        ):
-            if not chosen:
-                continue
-            faint = many and role == "other trials"
-            xs = [p["figures"].get(x_key) for p in chosen]
-            ys = [p["figures"].get(y_key) for p in chosen]
-            # Thousands of faint points: numpy arrays (plotly checks lists item by item and
-            # sends arrays packed), and on hover the number and both figures drawn by
-            # plotly from the data, not a paragraph of text each.
-            data: dict[str, Any] = (
-                {
-                    "x": np.array(xs, dtype=float),
-                    "y": np.array(ys, dtype=float),
-                    "customdata": np.array([p["number"] for p in chosen]),
-                    "hovertemplate": f"trial %{{customdata}} ({group})<br>"
-                    f"{x_key} %{{x:.4g}}<br>{y_key} %{{y:.4g}}<extra></extra>",
-                }
-                if faint
-                else {
-                    "x": xs,
-                    "y": ys,
-                    "customdata": [[p["number"]] for p in chosen],
-                    "hovertext": [_hover(p, x_key, y_key) for p in chosen],
-                    "hoverinfo": "text",
-                }
-            )
-            trace = go.Scattergl if faint or len(chosen) > MANY_POINTS else go.Scatter
-            figure.add_trace(
-                trace(
-                    mode="markers",
-                    name=f"{group} · {role}",
-                    legendgroup=group,
-                    marker={
-                        "symbol": symbol,
-                        "size": size,
-                        "color": colour,
-                        "opacity": 0.3 if faint else 1.0 if p_feasible(chosen) else 0.35,
-                        "line": {"width": 0 if faint else 1, "color": "#888"},
-                    },
-                    # The median's confidence interval where verification measured one.
-                    error_x=_error_bars(chosen, x_key, xs),
-                    error_y=_error_bars(chosen, y_key, ys),
-                    **data,
-                )
-            )
-    _tie_links(figure, plot, x_key, y_key)
-    same = [p for p in plot["points"] if is_baseline_config(p["config"])]
-    if same:
-        figure.add_trace(
-            go.Scatter(
-                x=[p["figures"].get(x_key) for p in same],
-                y=[p["figures"].get(y_key) for p in same],
-                mode="markers",
-                name="trial with the baseline's settings",
-                marker={
-                    "symbol": "circle-open",
-                    "size": 22,
-                    "color": BASELINE_COLOUR,
-                    "line": {"width": 2},
-                },
-                customdata=[[p["number"]] for p in same],
-                hovertext=[f"trial {p['number']}: the baseline's settings" for p in same],
-                hoverinfo="text",
-            )
-        )
-    baseline = plot["baseline"] or {}
-    if baseline.get(x_key) is not None and baseline.get(y_key) is not None:
-        figure.add_trace(
-            go.Scatter(
-                x=[baseline[x_key]],
-                y=[baseline[y_key]],
-                mode="markers+text",
-                name="baseline (tf fp32)",
-                text=["baseline"],
-                textposition="top center",
-                textfont={"color": BASELINE_COLOUR},
-                marker={
-                    "symbol": "x",
-                    "size": 14,
-                    "color": BASELINE_COLOUR,
-                    "line": {"width": 1, "color": "#888"},
-                },
-                hoverinfo="text",
-                hovertext=[f"baseline tf fp32<br>{axis_title(x_key)} {number(baseline[x_key])}"],
-            )
-        )
-    return _objective_axes(figure, x_key, y_key, height=480)
 
 
 def _objective_axes(figure: go.Figure, x_key: str, y_key: str, height: int) -> go.Figure:
@@ -540,46 +429,6 @@ def serving_figure(serving: dict[str, Any]) -> go.Figure:
     return figure
 
 
-def _error_bars(points: list[dict[str, Any]], key: str, values: list[Any]) -> dict[str, Any] | None:
-    """Asymmetric error bars from each point's interval of ``key`` (none if no point has one)."""
-    spans = [p["error"].get(key) for p in points]
-    if all(s is None for s in spans) or any(v is None for v in values):
-        return None
-    pairs = list(zip(spans, values, strict=True))
-    return {
-        "type": "data",
-        "symmetric": False,
-        "array": [(s[1] - v) if s else 0 for s, v in pairs],
-        "arrayminus": [(v - s[0]) if s else 0 for s, v in pairs],
-    }
-
-
-def _tie_links(figure: go.Figure, plot: dict[str, Any], x_key: str, y_key: str) -> None:
-    """A dotted line between each pair of kept points that verification could not tell apart."""
-    by_number = {p["number"]: p for p in plot["points"] if p["kept"]}
-    xs: list[Any] = []
-    ys: list[Any] = []
-    for number, point in by_number.items():
-        for other in point.get("ties_with") or []:
-            if other > number and other in by_number:
-                for end in (point, by_number[other]):
-                    xs.append(end["figures"].get(x_key))
-                    ys.append(end["figures"].get(y_key))
-                xs.append(None)  # a break between pairs
-                ys.append(None)
-    if xs:
-        figure.add_trace(
-            go.Scatter(
-                x=xs,
-                y=ys,
-                mode="lines",
-                name="tie (intervals overlap)",
-                line={"dash": "dot", "color": "#666", "width": 1.5},
-                hoverinfo="skip",
-            )
-        )
-
-
 #: Axis titles of the figures a study may optimise.
 AXIS_TITLES = {
     "latency_p50_ms": "p50 latency, ms",
@@ -598,38 +447,6 @@ AXIS_TITLES = {
     "model_size_mb": "model size, MiB",
     "peak_memory_mb": "peak memory, MiB",
 }
-
-
-def p_feasible(points: list[dict[str, Any]]) -> bool:
-    """Whether a group of points is feasible (infeasible ones are greyed)."""
-    return all(p["feasible"] is not False for p in points)
-
-
-def _hover(point: dict[str, Any], x_key: str, y_key: str) -> str:
-    figures = point["figures"]
-    lines = [
-        f"trial {point['number']}: {describe(point['config'])}",
-        f"{x_key} {_fmt(figures.get(x_key))}",
-        f"{y_key} {_fmt(figures.get(y_key), 4)}",
-    ]
-    if point.get("speedup_p95"):
-        lines.append(f"speed-up (p95) {point['speedup_p95']:.2f}x")
-    for key in ("latency_p50_ms", "agreement", "model_size_mb"):
-        if figures.get(key) is not None:
-            lines.append(f"{key} {_fmt(figures[key], 4)}")
-    if point["violations"]:
-        lines.append("infeasible: " + "; ".join(point["violations"]))
-    for key in (x_key, y_key):
-        span = point["error"].get(key)
-        if span:
-            lines.append(f"{key} interval [{_fmt(span[0])}, {_fmt(span[1])}]")
-    if point["verified"]:
-        lines.append("verified" + ("" if point["kept"] else " (dropped)"))
-    if point.get("ties_with"):
-        lines.append("tied with " + ", ".join(f"#{n}" for n in point["ties_with"]))
-    if point.get("dominated_by"):
-        lines.append("surely dominated by " + ", ".join(f"#{n}" for n in point["dominated_by"]))
-    return "<br>".join(lines)
 
 
 def filter_points(

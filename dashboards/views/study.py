@@ -28,7 +28,6 @@ from common import (
     compare_figure,
     describe,
     filter_points,
-    front_figure,
     front_plot,
     guarded,
     history_figure,
@@ -56,11 +55,22 @@ from common import (
     trials_page,
     url,
 )
+from front_chart import (
+    MAX_PLAIN,
+    PICK,
+    PICK_FRONT,
+    FrontChart,
+    clicked_trial,
+    front_chart,
+    study_chart,
+)
 from infertune.tuning import queries
 from infertune.tuning.queries import MIN_IMPORTANCE_TRIALS
 
 #: Session key of the last point clicked on the front (so a rerun does not open it again).
 _CLICKED = "infertune_front_clicked"
+#: Session key of the front chart's switch that draws every trial, not a sample.
+_DRAW_ALL = "front-draw-all"
 #: Session keys of the trials table's page and of the filters it was paged under.
 _PAGE = "trials-page"
 _PAGED_UNDER = "infertune_trials_paged_under"
@@ -131,7 +141,7 @@ def study_page() -> None:
     if plot["y"] is None or not plot["points"]:
         st.info("No completed trials to plot yet.")
     else:
-        _front(name, plot, shown, runs)
+        _front(name, version, plot, shown, runs)
 
     serving = serving_view(storage, name, version)
     if serving and serving["curves"]:
@@ -249,15 +259,43 @@ def _shown(plot: dict[str, Any], filters: _Filters) -> list[dict[str, Any]]:
 
 
 def _front(
-    name: str, plot: dict[str, Any], shown: list[dict[str, Any]], runs: dict[str, Any]
+    name: str,
+    version: str,
+    plot: dict[str, Any],
+    shown: list[dict[str, Any]],
+    runs: dict[str, Any],
 ) -> None:
     colour_by = st.radio("Colour by", ["precision", "runtime"], horizontal=True)
-    event = st.plotly_chart(
-        front_figure({**plot, "points": shown}, colour_by),
+
+    every = bool(st.session_state.get(_DRAW_ALL))
+    limit = None if every else MAX_PLAIN
+
+    def chart(y_key: str | None = None) -> FrontChart:
+        if shown is plot["points"]:  # not filtered: built once per version
+            return study_chart(url(), name, version, colour_by, y_key, limit)
+        return front_chart({**plot, "points": shown}, colour_by, y_key, limit)
+
+    drawn = chart()
+    event = st.vega_lite_chart(
+        drawn.table,
+        drawn.spec,
         key="front",
         on_select="rerun",
-        selection_mode="points",
+        selection_mode=[PICK, PICK_FRONT],
+        width="stretch",
     )
+    if every or len(drawn.table) < drawn.plain:
+        st.toggle(
+            f"Draw all {drawn.plain:,} trials off the front",
+            key=_DRAW_ALL,
+            help=f"Off: every front and verified point, and a fixed sample of {MAX_PLAIN:,} "
+            "of the other trials (the same density, drawn in a fraction of the time).",
+        )
+    if len(drawn.table) < drawn.plain:
+        st.caption(
+            f"Drawn: the front and a fixed sample of {len(drawn.table):,} of the "
+            f"{drawn.plain:,} other trials."
+        )
     st.caption("Click a point to open its trial.")
     _open_clicked(name, event)
     if len(shown) < len(plot["points"]):
@@ -280,9 +318,8 @@ def _front(
         )
     if plot["z"]:
         st.caption(f"Third objective: {axis_title(plot['z'])}")
-        st.plotly_chart(
-            front_figure({**plot, "points": shown}, colour_by, y_key=plot["z"]), key="front-z"
-        )
+        third = chart(plot["z"])
+        st.vega_lite_chart(third.table, third.spec, key="front-z", width="stretch")
     front_points = sorted(
         (p for p in plot["points"] if p["on_front"]),
         key=lambda p: p["figures"].get(plot["x"]) or 0,
@@ -332,21 +369,15 @@ def _front(
 
 def _open_clicked(name: str, event: Any) -> None:
     """Open the trial of a clicked point (once per click)."""
-    points = (getattr(event, "selection", None) or {}).get("points") or []
-    # A front point carries ``[number]``; a faint one (thousands, sent packed) the number.
-    numbers = [
-        c[0] if isinstance(c, list) else c
-        for c in (p.get("customdata") for p in points)
-        if c is not None and c != []
-    ]
-    if not numbers:
+    number = clicked_trial(event)
+    if number is None:
         st.session_state.pop(_CLICKED, None)
         return
-    clicked = (name, int(numbers[0]))
+    clicked = (name, number)
     if st.session_state.get(_CLICKED) == clicked:
         return
     st.session_state[_CLICKED] = clicked
-    st.switch_page(TRIAL_PAGE, query_params={"study": name, "trial": str(clicked[1])})
+    st.switch_page(TRIAL_PAGE, query_params={"study": name, "trial": str(number)})
 
 
 def _trials_table(

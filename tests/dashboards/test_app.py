@@ -70,7 +70,13 @@ def test_study_page_draws_front_trials_history_importance(
     assert app.selectbox[0].value == STUDY
     metrics = {m.label: m.value for m in app.metric}
     assert metrics["on the front"] == str(len(dash_home["front"]["points"]))
-    assert _chart(app, "front")["data"]
+    spec, table = _vega(app, "front")
+    drawn = _drawn_points(table, spec)
+    on_front = drawn.loc[drawn["role"].isin(["front", "front, verified"]), "trial"]
+    assert sorted(on_front) == sorted(p["number"] for p in dash_home["front"]["points"])
+    assert len(drawn) == int(metrics["complete trials"])  # every completed trial is drawn
+    params = [p["name"] for layer in spec["layer"] for p in layer.get("params", [])]
+    assert params == ["pick", "pick_front"]  # a click on any point selects its trial
     # The costly sections are drawn only once opened.
     assert not any("history" in k or "importance" in k for k in _charts(app))
     for section in ("show-knobs", "show-history", "show-importance", "show-compare"):
@@ -104,6 +110,14 @@ def _charts(app: AppTest) -> dict[str, dict[str, Any]]:
 
 def _chart(app: AppTest, key: str) -> dict[str, Any]:
     return next(v for k, v in _charts(app).items() if k.endswith(key) or key in k)
+
+
+def _vega(app: AppTest, key: str) -> tuple[dict[str, Any], Any]:
+    """A Vega-Lite chart's spec and the table it was given."""
+    from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
+
+    chart = next(c.proto for c in app.get("vega_lite_chart") if c.proto.id.endswith(key))
+    return json.loads(chart.spec), convert_arrow_bytes_to_pandas_df(chart.data.data)
 
 
 def test_study_page_importance_by_knob_name_with_a_reliability_warning(app: AppTest) -> None:
@@ -159,83 +173,107 @@ def test_study_and_trial_notes_are_kept(app: AppTest, dash_home: dict[str, Any])
     assert queries.notes(queries.load(STUDY, url))["study"] is None
 
 
-def test_front_figure_draws_intervals_and_joins_ties(monkeypatch: pytest.MonkeyPatch) -> None:
+def _front_point(number: int, config: dict[str, Any], **roles: Any) -> dict[str, Any]:
+    return {
+        "number": number,
+        "figures": {"latency_p95_ms": 0.002 * (number + 1), "accuracy": 0.9},
+        "config": config,
+        "precision": config["precision"],
+        "speedup_p95": None,
+        "feasible": True,
+        "violations": [],
+        "on_front": False,
+        "verified": False,
+        "kept": False,
+        "error": {},
+        "ties_with": [],
+        "dominated_by": [],
+    } | roles
+
+
+def _drawn_points(table: Any, spec: dict[str, Any]) -> Any:
+    """Every point of a front chart: its table (plain trials) and the front's layer."""
+    import pandas as pd
+
+    picked = [layer for layer in spec["layer"] if "pick_front" in json.dumps(layer.get("params"))]
+    front = picked[0]["data"]["values"] if picked else []
+    return pd.concat([table.assign(role="other trials"), pd.DataFrame(front)], ignore_index=True)
+
+
+def _layer(spec: dict[str, Any], mark: str, **kind: Any) -> dict[str, Any]:
+    """The first layer (nested ones too) drawing ``mark`` with these mark properties."""
+    for layer in spec["layer"]:
+        for inner in layer.get("layer", [layer]):
+            drawn = inner["mark"]
+            if drawn["type"] == mark and all(drawn.get(k) == v for k, v in kind.items()):
+                return {"data": layer.get("data"), **inner}
+    raise AssertionError(f"no {mark} layer with {kind}")
+
+
+def test_front_chart_draws_intervals_and_joins_ties(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.syspath_prepend(str(APP.parent))
-    from common import front_figure
+    from front_chart import front_chart
 
-    def point(number: int, p95: float, span: list[float], ties: list[int]) -> dict[str, Any]:
-        return {
-            "number": number,
-            "figures": {"latency_p95_ms": p95, "accuracy": 0.95},
-            "config": {"runtime": "tflite", "precision": "int8"},
-            "precision": "int8",
-            "speedup_p95": 5 / p95,
-            "feasible": True,
-            "violations": [],
-            "on_front": True,
-            "verified": True,
-            "kept": True,
-            "error": {"latency_p95_ms": span},
-            "ties_with": ties,
-            "dominated_by": [],
-        }
-
-    plot = {
-        "x": "latency_p95_ms",
-        "y": "accuracy",
-        "baseline": {},
-        "points": [point(0, 1.0, [0.96, 1.04], [1]), point(1, 1.1, [1.03, 1.18], [0])],
-    }
-    traces = {t.name: t for t in front_figure(plot, "precision").data}
-    stars = traces["int8 · front, verified"]
-    assert list(stars.error_x.array) == pytest.approx([0.04, 0.08])
-    assert list(stars.error_x.arrayminus) == pytest.approx([0.04, 0.07])
-    assert stars.error_y.array is None  # accuracy is exact: no bar
-    assert list(traces["tie (intervals overlap)"].x) == [1.0, 1.1, None]
-    assert "tied with #1" in stars.hovertext[0]
+    int8 = {"runtime": "tflite", "precision": "int8"}
+    points = [
+        _front_point(0, int8, on_front=True, verified=True, kept=True, ties_with=[1],
+                     error={"latency_p95_ms": [0.0019, 0.0022]}, speedup_p95=5.0),
+        _front_point(1, int8, on_front=True, verified=True, kept=True, ties_with=[0],
+                     error={"latency_p95_ms": [0.0038, 0.0043]}),
+        _front_point(2, int8, on_front=True, verified=True, kept=False),
+    ]  # fmt: skip
+    plot = {"x": "latency_p95_ms", "y": "accuracy", "baseline": {}, "points": points}
+    table, spec, _ = front_chart(plot, "precision")
+    drawn = _drawn_points(table, spec)
+    stars = drawn[drawn["role"] == "front, verified"]
+    assert list(stars["x_lo"]) == pytest.approx([0.0019, 0.0038])
+    assert list(stars["x_hi"]) == pytest.approx([0.0022, 0.0043])
+    assert drawn["y_lo"].isna().all()  # accuracy is exact: no bar
+    encoded = [json.dumps(layer["encoding"]) for layer in spec["layer"] if "encoding" in layer]
+    assert sum('"field": "x_lo"' in e for e in encoded) == 1  # one layer of bars, along x
+    assert not any('"field": "y_lo"' in e for e in encoded)
+    ties = _layer(spec, "rule", strokeDash=[2, 3])
+    assert ties["data"]["values"] == [
+        {"x": 0.002, "y": 0.9, "x2": 0.004, "y2": 0.9, "pair": "#0-#1"}
+    ]
+    assert "tied with #1" in stars.iloc[0]["details"] and "5.00x" in stars.iloc[0]["details"]
+    assert drawn.set_index("trial").loc[2, "role"] == "dropped by verification"
 
 
-def test_front_figure_reads_in_dark_mode_and_on_log_axes(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_front_chart_reads_in_dark_mode_and_on_log_axes(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.syspath_prepend(str(APP.parent))
-    from common import BASELINE_COLOUR, MANY_POINTS, front_figure
-
-    def point(number: int, config: dict[str, Any], on_front: bool) -> dict[str, Any]:
-        return {
-            "number": number,
-            "figures": {"latency_p95_ms": 0.002 * (number + 1), "accuracy": 0.9},
-            "config": config,
-            "precision": config["precision"],
-            "speedup_p95": None,
-            "feasible": True,
-            "violations": [],
-            "on_front": on_front,
-            "verified": False,
-            "kept": False,
-            "error": {},
-            "ties_with": [],
-            "dominated_by": [],
-        }
+    from common import BASELINE_COLOUR, MANY_POINTS
+    from front_chart import front_chart
 
     tflite = {"runtime": "tflite", "precision": "int8"}
-    points = [point(0, {"runtime": "tf", "precision": "fp32"}, False), point(1, tflite, True)]
+    points = [_front_point(1, tflite, on_front=True),
+              _front_point(0, {"runtime": "tf", "precision": "fp32"})]  # fmt: skip
     plot = {"x": "latency_p95_ms", "y": "accuracy", "baseline": {"latency_p95_ms": 0.01,
             "accuracy": 0.9}, "points": points}  # fmt: skip
-    figure = front_figure(plot, "precision")
-    traces = {t.name: t for t in figure.data}
-    assert traces["baseline (tf fp32)"].marker.color == BASELINE_COLOUR != "black"
+    table, spec, _ = front_chart(plot, "precision")
+    baseline = _layer(spec, "point", shape="cross")
+    assert baseline["mark"]["color"] == BASELINE_COLOUR != "black"
+    assert baseline["data"]["values"][0]["x"] == 0.01
     # Trial 0 ran the baseline's settings: ringed.
-    assert list(traces["trial with the baseline's settings"].customdata) == [[0]]
+    assert _layer(spec, "point", stroke=BASELINE_COLOUR)["data"]["values"] == [
+        {"trial": 0, "x": 0.002, "y": 0.9}
+    ]
     # Log axis with plain ticks: 0.002 ms is not "2m" (SI milli) but 0.002 ms.
-    assert figure.layout.xaxis.type == "log" and figure.layout.xaxis.exponentformat == "none"
-    assert list(figure.layout.xaxis.ticktext) == ["0.001 ms", "0.002 ms", "0.005 ms", "0.01 ms",
-                                                  "0.02 ms"]  # fmt: skip
-    assert "(log scale)" in figure.layout.xaxis.title.text
-    names = [t.name for t in figure.data]
-    assert names.index("fp32 · other trials") < names.index("int8 · front")  # front on top
-    crowd = [point(n, tflite, False) for n in range(MANY_POINTS + 1)]
-    dense = front_figure({**plot, "points": crowd}, "precision")
-    (others,) = [t for t in dense.data if t.name == "int8 · other trials"]
-    assert others.type == "scattergl" and others.marker.size == 4
+    x = _layer(spec, "point", filled=True, cursor="pointer")["encoding"]["x"]
+    assert x["scale"]["type"] == "log" and x["axis"]["labelExpr"].endswith("+ ' ms'")
+    assert x["axis"]["values"] == [0.001, 0.002, 0.005, 0.01, 0.02]
+    assert "(log scale)" in x["title"]
+    marks = [layer.get("mark", {}).get("type") for layer in spec["layer"]]
+    assert marks.index("point") < len(marks) - 1  # plain trials first: the front on top
+    assert list(table["trial"]) == [0] and "configuration" in table  # a few: a full hover
+    crowd = [_front_point(n, tflite) for n in range(MANY_POINTS + 1)]
+    dense, dense_spec, _ = front_chart({**plot, "points": crowd}, "precision")
+    faint = dense_spec["layer"][0]
+    assert faint["mark"]["size"] < 20 and faint["encoding"]["opacity"]["value"] < 0.5
+    # Thousands: their coordinates and numbers only, no text per point.
+    assert list(dense.columns) == ["trial", "group", "x", "y"]
+    assert dense_spec["usermeta"]["embedOptions"]["renderer"] == "canvas"
+    assert "usermeta" not in spec  # a few points stay SVG, each labelled for screen readers
 
 
 def test_trial_page_says_force_as_the_form_does(app: AppTest, dash_home: dict[str, Any]) -> None:

@@ -21,6 +21,8 @@ from .conftest import STUDY
 pytestmark = pytest.mark.slow
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+#: The Study page's front chart (Vega-Lite draws a small study as SVG).
+FRONT_CHART = '[data-testid="stVegaLiteChart"]'
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "dashboard-study.png"
 
 
@@ -56,6 +58,17 @@ def server(dash_home: dict[str, Any]) -> Any:
     proc.wait(timeout=30)
 
 
+def _completed(dash_home: dict[str, Any]) -> int:
+    import optuna
+
+    from infertune.config import load_settings
+    from infertune.tuning.study import storage_url
+
+    url = storage_url(load_settings(home=dash_home["home"]), None)
+    study = optuna.load_study(study_name=STUDY, storage=url)
+    return len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
+
+
 @pytest.mark.skipif(
     CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium)"
 )
@@ -81,32 +94,36 @@ def test_study_page_shows_the_front_in_a_browser(server: str, dash_home: dict[st
         page = browser.new_page()
         page.goto(f"{server}/study?study={STUDY}", wait_until="domcontentloaded")
         page.wait_for_selector("text=Pareto front", timeout=90_000)
-        page.wait_for_selector(".js-plotly-plot .scatterlayer .point", timeout=90_000)
-        # Trial numbers of the points drawn as "front" in the first (front) chart.
-        drawn = page.evaluate(
-            """() => {
-                const plot = document.querySelector('.js-plotly-plot');
-                return plot.data
-                    .filter(t => (t.name || '').includes('front'))
-                    .flatMap(t => (t.customdata || []).map(c => c[0]));
-            }"""
+        page.wait_for_selector(f"{FRONT_CHART} .mark-symbol path", timeout=90_000)
+        # The points drawn in the front chart: Vega-Lite labels each (ARIA) with its fields.
+        labels = page.evaluate(
+            f"""() => Array.from(document.querySelectorAll('{FRONT_CHART} .mark-symbol path'))
+                .map(p => p.getAttribute('aria-label') || '')"""
         )
-        assert sorted(drawn) == front
+        roles = {}
+        for label in labels:
+            fields = dict(part.split(": ", 1) for part in label.split("; ") if ": " in part)
+            if "trial" in fields:  # the baseline and its ring name no trial
+                roles[int(fields["trial"])] = fields.get("role", "other trials")
+        assert len(roles) == _completed(dash_home)  # every completed trial is drawn
+        assert sorted(n for n, r in roles.items() if r.startswith("front")) == front
         for number in front:  # each front point has its link to the trial page
             page.get_by_text(f"Trial {number}:").first.wait_for(timeout=60_000)
         if os.environ.get("INFERTUNE_SCREENSHOT"):
             SCREENSHOT.parent.mkdir(exist_ok=True)
             page.screenshot(path=str(SCREENSHOT), full_page=False)
         # Clicking a front point opens its trial.
-        star = page.locator(".js-plotly-plot").first.locator(".scatterlayer .trace")
-        index = page.evaluate(
-            """() => document.querySelector('.js-plotly-plot').data
-                .findIndex(t => (t.name || '').includes('front'))"""
+        number = front[0]
+        box = page.evaluate(
+            f"""() => {{
+                const point = Array.from(
+                    document.querySelectorAll('{FRONT_CHART} .mark-symbol path')
+                ).find(p => (p.getAttribute('aria-label') || '').includes('trial: {number};'));
+                const r = point.getBoundingClientRect();
+                return [r.x + r.width / 2, r.y + r.height / 2];
+            }}"""
         )
-        number = page.evaluate(
-            f"() => document.querySelector('.js-plotly-plot').data[{index}].customdata[0][0]"
-        )
-        star.nth(index).locator(".point").first.click(force=True)
+        page.mouse.click(*box)
         page.wait_for_url(f"**/trial?*trial={number}*", timeout=60_000)
         page.get_by_text(f"Trial {number}:").first.wait_for(timeout=60_000)
         # "/studies", the menu's name of the default page, is that page (no "Page not found").

@@ -282,17 +282,25 @@ def common(monkeypatch: pytest.MonkeyPatch) -> Any:
     return common
 
 
-def test_thousands_of_points_go_to_the_browser_as_webgl_with_a_short_hover(common: Any) -> None:
+def test_thousands_of_points_go_to_the_browser_as_a_sample_of_coordinates(common: Any) -> None:
+    from front_chart import MAX_PLAIN, front_chart
+
     points = [_point(n, on_front=n < 5) for n in range(5000)]
+    points[4000]["config"] = {"runtime": "tf", "precision": "fp32"}  # the baseline's settings
     plot = {"x": "latency_p95_ms", "y": "accuracy", "baseline": {}, "points": points}
-    figure = common.front_figure(plot, "precision")
-    (others,) = [t for t in figure.data if t.name == "int8 · other trials"]
-    assert others.type == "scattergl" and others.hovertext is None
-    assert "trial %{customdata}" in others.hovertemplate
-    (front,) = [t for t in figure.data if t.name == "int8 · front"]
-    assert front.type == "scatter" and "trial 0" in front.hovertext[0]  # few: full hover
-    size = len(json.dumps(figure.to_plotly_json(), default=str))
-    assert size < 150 * len(points), size  # coordinates and numbers, not text per point
+    chart = front_chart(plot, "precision")
+    # A fixed sample of the plain trials, the one that ran the baseline's settings kept.
+    assert chart.plain == 4995 and len(chart.table) == MAX_PLAIN
+    assert 4000 in set(chart.table["trial"])
+    assert list(chart.table["trial"]) == list(front_chart(plot, "precision").table["trial"])
+    # Only coordinates and numbers for them; the front (few) with its full hover, inline.
+    assert list(chart.table.columns) == ["trial", "group", "x", "y"]
+    front = next(layer for layer in chart.spec["layer"] if "pick_front" in json.dumps(layer))
+    assert sorted(f["trial"] for f in front["data"]["values"]) == [0, 1, 2, 3, 4]
+    assert "speed-up (p95) 2.00x" in front["data"]["values"][0]["details"]
+    assert len(json.dumps(chart.spec)) < 20_000  # a few points inline, not thousands (>100 KB)
+    every = front_chart(plot, "precision", limit=None)
+    assert len(every.table) == every.plain == 4995  # on request: all of them
 
 
 def test_knob_plots_draw_a_fixed_sample_with_the_front(common: Any) -> None:

@@ -139,6 +139,29 @@ def test_a_running_trial_is_counted_and_its_end_moves_the_front(url: str) -> Non
     assert summaries.rows(study, on_front=True)[-1]["number"] == trial.number
 
 
+def test_an_unchanged_study_is_checked_without_reading_its_trials(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    study = _study(url, "s", 30)
+    first = summaries.sync(study)
+    real = summaries._optuna_states
+    reads: list[int] = []
+
+    def counted(conn: Any, study_id: int) -> Any:
+        reads.append(study_id)
+        return real(conn, study_id)
+
+    monkeypatch.setattr(summaries, "_optuna_states", counted)
+    again = summaries.sync(study)
+    assert reads == [] and again.version == first.version and again.summary == first.summary
+    study.enqueue_trial({})  # a waiting trial has not started: nothing to catch up
+    assert summaries.sync(study).version == first.version and reads == []
+    trial = study.ask()  # it starts: caught up
+    assert summaries.sync(study).summary["trials"]["RUNNING"] == 1 and len(reads) == 1
+    study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    assert summaries.sync(study).summary["trials"]["FAIL"] == 1 and len(reads) == 2
+
+
 def test_a_verification_changes_the_shown_front(url: str) -> None:
     study = _study(url, "s", 20)
     search = summaries.sync(study)

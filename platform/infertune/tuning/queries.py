@@ -135,32 +135,33 @@ def front_plot_data(study: optuna.Study) -> dict[str, Any]:
         else {}
     )
     points = []
-    for row in summaries.rows(study, states=("COMPLETE",), synced=True):
-        if not row["figures"]:
-            continue
-        number = row["number"]
-        candidate = candidates.get(number)
-        figures = dict(candidate["figures"] if candidate else row["figures"])
-        intervals = (candidate or {}).get("intervals") or {}
-        config = row["config"] or {}
-        points.append(
-            {
-                "number": number,
-                "figures": figures,
-                "config": config,
-                "runtime": config.get("runtime"),
-                "precision": config.get("precision"),
-                "speedup_p95": (candidate or row).get("speedup_p95"),
-                "feasible": row["feasible"],
-                "violations": row["violations"],
-                "on_front": number in on_front,
-                "verified": candidate is not None,
-                "kept": bool(candidate and candidate.get("kept")),
-                "error": {k: list(v) for k, v in intervals.items()},
-                "ties_with": list((candidate or {}).get("ties_with") or []),
-                "dominated_by": list((candidate or {}).get("dominated_by") or []),
-            }
-        )
+    with summaries.bulk_read():  # 10,000 rows make 50,000 small objects
+        for row in summaries.rows(study, states=("COMPLETE",), synced=True):
+            if not row["figures"]:
+                continue
+            number = row["number"]
+            candidate = candidates.get(number)
+            figures = dict(candidate["figures"] if candidate else row["figures"])
+            intervals = (candidate or {}).get("intervals") or {}
+            config = row["config"] or {}
+            points.append(
+                {
+                    "number": number,
+                    "figures": figures,
+                    "config": config,
+                    "runtime": config.get("runtime"),
+                    "precision": config.get("precision"),
+                    "speedup_p95": (candidate or row).get("speedup_p95"),
+                    "feasible": row["feasible"],
+                    "violations": row["violations"],
+                    "on_front": number in on_front,
+                    "verified": candidate is not None,
+                    "kept": bool(candidate and candidate.get("kept")),
+                    "error": {k: list(v) for k, v in intervals.items()},
+                    "ties_with": list((candidate or {}).get("ties_with") or []),
+                    "dominated_by": list((candidate or {}).get("dominated_by") or []),
+                }
+            )
     return {
         "study": study.study_name,
         "objectives": objectives,

@@ -19,15 +19,18 @@ database, an in-memory study) is read from Optuna as before.
 from __future__ import annotations
 
 import collections
+import contextlib
+import gc
 import hashlib
 import json
 import logging
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
 import optuna
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -189,16 +192,28 @@ def sync(study: optuna.Study) -> Summary:
         return _unstored(study, attrs)
     name = study.study_name
     study_id = study._study_id  # Optuna's id; no public accessor
+    key = _key(attrs)
     try:
         with engine.connect() as conn:
+            stored = conn.execute(sa.select(_STUDIES).where(_STUDIES.c.study == name)).first()
+            if stored is not None and stored.optuna_study_id == study_id and stored.key == key:
+                tally = _tally_optuna(conn, study_id)
+                if tally == _tally_ours(conn, name):  # nothing changed: no trial is read
+                    return Summary(
+                        summary=dict(stored.summary),
+                        front=dict(stored.front),
+                        version=_version(
+                            key,
+                            collections.Counter({s: t[0] for s, t in tally.items()}),
+                            max((t[1] for t in tally.values()), default=-1),
+                        ),
+                    )
             optuna_states = _optuna_states(conn, study_id)
             ours = _ours(conn, name)
-            stored = conn.execute(sa.select(_STUDIES).where(_STUDIES.c.study == name)).first()
     except SQLAlchemyError as exc:
         log.debug("summaries of %s unreadable (%s): computed from Optuna", name, exc)
         return _unstored(study, attrs)
 
-    key = _key(attrs)
     started = {n: v for n, v in optuna_states.items() if v[1] != "WAITING"}
     changed = sorted(n for n, v in started.items() if ours.get(n) != v)
     removed = sorted(n for n in ours if n not in started)
@@ -315,6 +330,61 @@ def _ours(conn: sa.Connection, name: str) -> dict[int, tuple[int, str, str | Non
     }
 
 
+#: Per state: how many trials, and the highest number, Optuna id and start time among them.
+_Tally = dict[str, tuple[int, int, int, str | None]]
+
+
+def _tally_optuna(conn: sa.Connection, study_id: int) -> _Tally:
+    """Optuna's trials of a study, tallied per state (started ones: WAITING left out).
+
+    Equal to :func:`_tally_ours` exactly when every trial's summary row is up to date: a
+    trial only moves forward (WAITING, RUNNING, then finished), so a row behind its trial
+    leaves some count short, and a study deleted and made again (SQLite reuses ids) has
+    later start times. One grouped query instead of reading every trial's state.
+    """
+    trials = _OPTUNA_TRIALS.c
+    tally = _tally(
+        conn,
+        (trials.state, trials.number, trials.trial_id, trials.datetime_start),
+        trials.study_id == study_id,
+    )
+    tally.pop("WAITING", None)
+    return tally
+
+
+def _tally_ours(conn: sa.Connection, name: str) -> _Tally:
+    """The study's summary rows, tallied as :func:`_tally_optuna` tallies its trials."""
+    rows = _TRIALS.c
+    return _tally(
+        conn, (rows.state, rows.number, rows.trial_id, rows.started_at), rows.study == name
+    )
+
+
+def _tally(
+    conn: sa.Connection,
+    columns: tuple[sa.ColumnElement[Any], ...],
+    where: sa.ColumnElement[bool],
+) -> _Tally:
+    """Count and maxima of (state, number, trial id, start) rows, grouped by state."""
+    state, number, trial_id, started = columns
+    query = (
+        sa.select(
+            state, sa.func.count(), sa.func.max(number), sa.func.max(trial_id), sa.func.max(started)
+        )
+        .where(where)
+        .group_by(state)
+    )
+    return {
+        getattr(name, "name", str(name)): (
+            int(count),
+            int(last),
+            int(last_id),
+            start if start is None or isinstance(start, str) else _when(start),
+        )
+        for name, count, last, last_id, start in conn.execute(query)
+    }
+
+
 def _when(value: Any) -> str | None:
     return value.isoformat() if value is not None else None
 
@@ -346,7 +416,9 @@ def _read_rows(
     offset: int = 0,
     newest_first: bool = False,
 ) -> list[dict[str, Any]]:
-    query = sa.select(_TRIALS.c.row, _TRIALS.c.on_front).where(_TRIALS.c.study == name, *where)
+    # The JSON as text, parsed by orjson: at 10,000 rows the driver's json.loads took 0.16 s.
+    row_text = sa.cast(_TRIALS.c.row, sa.Text)
+    query = sa.select(row_text, _TRIALS.c.on_front).where(_TRIALS.c.study == name, *where)
     if states is not None:
         query = query.where(_TRIALS.c.state.in_(list(states)))
     query = query.order_by(_TRIALS.c.number.desc() if newest_first else _TRIALS.c.number)
@@ -354,7 +426,39 @@ def _read_rows(
         query = query.limit(limit)
     if offset:
         query = query.offset(offset)
-    return [{**row, "on_front": bool(on_front)} for row, on_front in conn.execute(query)]
+    with bulk_read():
+        return [
+            {**_loads(row), "on_front": bool(on_front)} for row, on_front in conn.execute(query)
+        ]
+
+
+@contextlib.contextmanager
+def bulk_read() -> Iterator[None]:
+    """Pause the cyclic garbage collector while thousands of rows become dicts.
+
+    Each row makes several small dicts and lists, and CPython's collector, run every few
+    hundred allocations, walks every object alive each time: at 10,000 trials it was half
+    of building the front plot's points (0.28 -> 0.13 s). Nothing built here is cyclic.
+    Process-wide: where another thread paused it too, whoever paused it first resumes it.
+    """
+    paused = gc.isenabled()
+    if paused:
+        gc.disable()
+    try:
+        yield
+    finally:
+        if paused:
+            gc.enable()
+
+
+def _loads(text: str | dict[str, Any]) -> dict[str, Any]:
+    """A stored row's JSON (orjson; json where it holds ``NaN``, which orjson refuses)."""
+    if isinstance(text, dict):  # a driver that parses JSON itself
+        return text
+    try:
+        return cast(dict[str, Any], orjson.loads(text))
+    except orjson.JSONDecodeError:
+        return cast(dict[str, Any], json.loads(text))
 
 
 def _mark_front(conn: sa.Connection, name: str, numbers: set[int]) -> None:
