@@ -60,7 +60,7 @@ def _star(points: int = 5, inner: float = 0.4) -> str:
     return "M" + "L".join(corners) + "Z"
 
 
-#: Each role's marker: shape, area (px²) and whether it is filled.
+#: Each role's marker: its shape, its area (px²) and its fill (0: a ring).
 _SHAPES = {
     "other trials": "circle",
     "dropped by verification": "circle",
@@ -133,8 +133,8 @@ def front_chart(
 
     The plain trials (thousands) are the chart's table, a few columns drawn with fixed
     marks; the front, verified and dropped points (a few dozen) carry everything their
-    hover says and sit in the spec. Every per-point choice (shape, size, fill) is a scale
-    lookup, not an expression: Streamlit's Vega runs expressions through an interpreter.
+    hover says and sit in the spec. Every per-point choice (shape, size, fill) is a column
+    or a scale lookup, not an expression: Streamlit's Vega interprets expressions per point.
 
     Args:
         plot: ``queries.front_plot_data``'s result, its points possibly filtered.
