@@ -317,6 +317,14 @@ def _axis(channel: str, key: str, values: list[Any]) -> dict[str, Any]:
     return encoding
 
 
+def _figure_tips(x_key: str, y_key: str) -> list[dict[str, Any]]:
+    """A point's two figures in its hover, named after them, to 4 significant digits."""
+    return [
+        {"field": axis, "type": "quantitative", "title": key, "format": ".4~g"}
+        for axis, key in (("x", x_key), ("y", y_key))
+    ]
+
+
 def _others_layer(
     x: dict[str, Any],
     y: dict[str, Any],
@@ -329,8 +337,7 @@ def _others_layer(
     tooltip: list[dict[str, Any]] = [
         {"field": "trial", "type": "quantitative"},
         {"field": "group", "type": "nominal", "title": colour_field["title"]},
-        {"field": "x", "type": "quantitative", "title": x_key, "format": ".4~g"},
-        {"field": "y", "type": "quantitative", "title": y_key, "format": ".4~g"},
+        *_figure_tips(x_key, y_key),
     ]
     if not many:
         tooltip.insert(1, {"field": "configuration", "type": "nominal"})
@@ -417,8 +424,7 @@ def _front_layers(
                 "tooltip": [
                     {"field": "trial", "type": "quantitative"},
                     {"field": "configuration", "type": "nominal"},
-                    {"field": "x", "type": "quantitative", "title": x_key, "format": ".4~g"},
-                    {"field": "y", "type": "quantitative", "title": y_key, "format": ".4~g"},
+                    *_figure_tips(x_key, y_key),
                     {"field": "role", "type": "nominal"},
                     {"field": "details", "type": "nominal", "title": " "},
                 ],

@@ -379,7 +379,7 @@ def _tally(
             int(count),
             int(last),
             int(last_id),
-            start if start is None or isinstance(start, str) else _when(start),
+            start if isinstance(start, str) else _when(start),  # text in our rows
         )
         for name, count, last, last_id, start in conn.execute(query)
     }
